@@ -1,0 +1,44 @@
+"""Choices shared by the CLI, the configs and the bundle contract, as ``str`` Enums."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class ModelKind(str, Enum):
+    """What a reward model predicts."""
+
+    pairwise = "pairwise"  # one logit; trained with Bradley-Terry on preference pairs
+    classifier = "classifier"  # N logits; the reward is the logit of one named label
+
+
+class Truncation(str, Enum):
+    """Which end of a too-long text is cut. ``error`` refuses instead (serving only)."""
+
+    left = "left"
+    right = "right"
+    error = "error"
+
+
+class TextFormat(str, Enum):
+    """How an item becomes the text the model reads."""
+
+    plain = "plain"  # the text as given
+    prompt_response = "prompt_response"  # prompt + response through a template
+    chat_template = "chat_template"  # messages through the tokenizer's chat template
+
+
+class Precision(str, Enum):
+    """Numeric precision of an exported ONNX variant."""
+
+    fp32 = "fp32"
+    fp16 = "fp16"
+    int8 = "int8"
+
+    def __str__(self) -> str:  # argparse prints choices with str()
+        return self.value
+
+
+def enum_values(enum_cls: type[Enum]) -> list[str]:
+    """Return the string values of an Enum, for CLI choices and error messages."""
+    return [m.value for m in enum_cls]

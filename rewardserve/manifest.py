@@ -1,0 +1,102 @@
+"""The ONNX-bundle manifest (``manifest.json``): what export wrote and how it measured.
+
+An ONNX bundle is a directory with ``model_<precision>.onnx`` files, the tokenizer files,
+``reward.json`` (unchanged from the model bundle) and ``manifest.json``. The service loads a
+variant only through this manifest, and refuses one whose parity check failed unless forced.
+
+Example::
+
+    m = Manifest.load("models/hh-pairwise-onnx")
+    v = m.variant(Precision.int8)
+    v.passed, v.path(m.directory)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rewardserve.bundle import BundleError
+from rewardserve.enums import Precision
+
+MANIFEST_FILE = "manifest.json"
+MANIFEST_VERSION = 1
+
+
+@dataclass(frozen=True)
+class VariantInfo:
+    """One exported ONNX file and its measured parity against PyTorch fp32."""
+
+    precision: Precision
+    file: str
+    opset: int
+    inputs: list[str]
+    outputs: list[str]
+    providers: list[str]
+    sha256: str
+    passed: bool
+    fusions: dict[str, int] = field(default_factory=dict)
+    parity: dict[str, Any] = field(default_factory=dict)
+    throughput: dict[str, Any] = field(default_factory=dict)
+    failure: str = ""  # why parity failed, naming the metric and value
+
+    def path(self, directory: str | Path) -> Path:
+        """Return the ONNX file's path inside the bundle directory."""
+        return Path(directory) / self.file
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The index of an ONNX bundle."""
+
+    source_fingerprint: str
+    model_type: str
+    variants: dict[str, VariantInfo]
+    pad_token_id: int = 0  # the service pads on the right with this id
+    created_at: str = ""
+    tool_versions: dict[str, str] = field(default_factory=dict)
+    schema_version: int = MANIFEST_VERSION
+    directory: str = field(default="", compare=False)
+
+    def variant(self, precision: Precision | str) -> VariantInfo:
+        """Return the variant of that precision, or raise BundleError naming what exists."""
+        key = Precision(precision).value
+        if key not in self.variants:
+            raise BundleError(
+                f"{Path(self.directory) / MANIFEST_FILE}: no {key} variant (has {sorted(self.variants)})"
+            )
+        return self.variants[key]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON-ready form (without the load directory)."""
+        d = asdict(self)
+        d.pop("directory")
+        for v in d["variants"].values():
+            v["precision"] = Precision(v["precision"]).value
+        return d
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``manifest.json`` atomically into ``directory``."""
+        path = Path(directory) / MANIFEST_FILE
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Manifest:
+        """Read ``manifest.json``; a missing or malformed file raises BundleError naming it."""
+        path = Path(directory) / MANIFEST_FILE
+        if not path.is_file():
+            raise BundleError(f"{path}: not found (run `rewardserve export` first)")
+        try:
+            d = json.loads(path.read_text())
+            variants = {
+                k: VariantInfo(**{**v, "precision": Precision(v["precision"])})
+                for k, v in d.pop("variants").items()
+            }
+            return cls(**d, variants=variants, directory=str(directory))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+            raise BundleError(f"{path}: invalid manifest: {e}") from e

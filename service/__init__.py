@@ -1,0 +1,1 @@
+"""Service stage: batched gRPC reward server over ONNX Runtime. Never imports torch."""

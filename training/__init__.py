@@ -1,0 +1,1 @@
+"""Training stage: data loaders, Bradley-Terry and classifier reward models, evaluation."""
