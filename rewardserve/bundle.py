@@ -46,9 +46,9 @@ REWARD_FILE = "reward.json"
 # (encoders such as BERT), so chat messages read like the HH training data.
 HH_CHAT_TEMPLATE = (
     "{% for m in messages %}"
-    "{% if m['role'] == 'user' %}\n\nHuman: {{ m['content'] }}"
-    "{% elif m['role'] == 'assistant' %}\n\nAssistant: {{ m['content'] }}"
-    "{% else %}\n\nSystem: {{ m['content'] }}{% endif %}"
+    "{% if m['role'] == 'user' %}{{ '\\n\\nHuman: ' + m['content'] }}"
+    "{% elif m['role'] == 'assistant' %}{{ '\\n\\nAssistant: ' + m['content'] }}"
+    "{% else %}{{ '\\n\\nSystem: ' + m['content'] }}{% endif %}"
     "{% endfor %}"
 )
 

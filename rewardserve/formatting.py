@@ -6,6 +6,7 @@ served with exactly the formatting it was trained with. Torch-free.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -15,6 +16,7 @@ import jinja2.sandbox
 from rewardserve.bundle import RewardSpec
 
 ROLES = ("system", "user", "assistant")
+_PLACEHOLDER = re.compile(r"\{prompt\}|\{response\}")
 
 
 @dataclass(frozen=True)
@@ -77,8 +79,9 @@ def render_chat(template: str, messages: tuple[Message, ...] | list[Message]) ->
 
 def format_pair(template: str, prompt: str, response: str) -> str:
     """Join a prompt and a response with a ``{prompt}``/``{response}`` template."""
-    # str.replace rather than str.format: user text may contain braces.
-    return template.replace("{prompt}", prompt).replace("{response}", response)
+    # One pass over the template: user text may contain braces, even "{response}".
+    values = {"{prompt}": prompt, "{response}": response}
+    return _PLACEHOLDER.sub(lambda m: values[m.group(0)], template)
 
 
 def format_item(spec: RewardSpec, item: Item) -> str:

@@ -57,6 +57,10 @@ class Manifest:
     pad_token_id: int = 0  # the service pads on the right with this id
     created_at: str = ""
     tool_versions: dict[str, str] = field(default_factory=dict)
+    # The un-optimized fp32 export kept for comparison: {"file", "sha256", "throughput"}.
+    reference: dict[str, Any] = field(default_factory=dict)
+    # Where the parity texts came from: {"source", "n_texts", "paired", "runs"}.
+    parity_data: dict[str, Any] = field(default_factory=dict)
     schema_version: int = MANIFEST_VERSION
     directory: str = field(default="", compare=False)
 

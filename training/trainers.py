@@ -1,0 +1,155 @@
+"""Hugging Face ``Trainer`` subclasses for Bradley-Terry and classifier reward models.
+
+Built on ``Trainer`` rather than a hand-written loop so checkpoints, resume, gradient
+accumulation, bf16 and multi-GPU launch (``accelerate launch``/``torchrun``) work unchanged.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+from transformers import PreTrainedTokenizerBase, Trainer
+
+from training.data import LabelledText, PreferenceGroup
+
+
+class TokenizedGroups(Dataset):
+    """Preference groups with their texts tokenized once, up front."""
+
+    def __init__(self, groups: list[PreferenceGroup], tokenizer: PreTrainedTokenizerBase, max_length: int):
+        texts = [t for g in groups for t in g.texts]
+        enc = tokenizer(texts, truncation=True, max_length=max_length)
+        rows = [{k: enc[k][i] for k in enc} for i in range(len(texts))]
+        self.items: list[dict[str, Any]] = []
+        pos = 0
+        for g in groups:
+            self.items.append({"texts": rows[pos : pos + len(g.texts)], "pairs": g.pairs, "margins": g.margins})
+            pos += len(g.texts)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.items[i]
+
+
+@dataclass
+class PreferenceCollator:
+    """Pads every text of every group into ONE batch, so a step is one forward pass.
+
+    Returns the tokenizer's tensors plus ``pair_index`` [P, 2] (better, worse) rows into the
+    batch, ``pair_group`` [P] (which group each pair came from) and ``margin`` [P].
+    """
+
+    tokenizer: PreTrainedTokenizerBase
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        rows, pair_index, pair_group, margins = [], [], [], []
+        for gi, f in enumerate(features):
+            base = len(rows)
+            rows.extend(f["texts"])
+            for (i, j), m in zip(f["pairs"], f["margins"], strict=True):
+                pair_index.append((base + i, base + j))
+                pair_group.append(gi)
+                margins.append(m)
+        batch = self.tokenizer.pad(rows, padding=True, return_tensors="pt")
+        batch["pair_index"] = torch.tensor(pair_index, dtype=torch.long)
+        batch["pair_group"] = torch.tensor(pair_group, dtype=torch.long)
+        batch["margin"] = torch.tensor(margins, dtype=torch.float)
+        return batch
+
+
+def bradley_terry_loss(
+    rewards: torch.Tensor,
+    pair_index: torch.Tensor,
+    pair_group: torch.Tensor,
+    margin: torch.Tensor,
+    center_coef: float = 0.0,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """−log σ(r_better − r_worse − margin), averaged per group, then over groups.
+
+    With one pair per group this is the plain mean (TRL's RewardTrainer); with a ranking per
+    group it is InstructGPT's loss, averaged per prompt so long rankings do not dominate.
+    """
+    diff = rewards[pair_index[:, 0]] - rewards[pair_index[:, 1]]
+    per_pair = -F.logsigmoid(diff - margin)
+    n_groups = int(pair_group.max().item()) + 1
+    sums = torch.zeros(n_groups, dtype=per_pair.dtype, device=per_pair.device).index_add(0, pair_group, per_pair)
+    counts = torch.bincount(pair_group, minlength=n_groups).clamp(min=1).to(per_pair.dtype)
+    loss = (sums / counts).mean()
+    if center_coef > 0:
+        loss = loss + center_coef * rewards.pow(2).mean()
+    stats = {"accuracy": (diff > 0).float().mean().detach(), "margin": diff.mean().detach()}
+    return loss, stats
+
+
+class _StatsLoggingMixin:
+    """Averages per-step training statistics over each logging window (like TRL)."""
+
+    def _record(self, stats: dict[str, torch.Tensor]) -> None:
+        if not hasattr(self, "_window"):
+            self._window = defaultdict(list)
+        for k, v in stats.items():
+            self._window[k].append(float(v))
+
+    def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:  # noqa: D401
+        window = getattr(self, "_window", None)
+        if window and "loss" in logs:
+            for k, vs in window.items():
+                logs[k] = round(sum(vs) / len(vs), 4)
+            window.clear()
+        super().log(logs, *args, **kwargs)
+
+
+class PairwiseRewardTrainer(_StatsLoggingMixin, Trainer):
+    """Trains a one-logit model with the Bradley-Terry loss over preference groups."""
+
+    def __init__(self, *args: Any, center_rewards_coefficient: float = 0.0, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.center_rewards_coefficient = center_rewards_coefficient
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        pair_index = inputs.pop("pair_index")
+        pair_group = inputs.pop("pair_group")
+        margin = inputs.pop("margin")
+        rewards = model(**inputs).logits.squeeze(-1)
+        loss, stats = bradley_terry_loss(rewards, pair_index, pair_group, margin, self.center_rewards_coefficient)
+        if model.training:
+            self._record(stats)
+        return (loss, {"rewards": rewards}) if return_outputs else loss
+
+
+class TokenizedTexts(Dataset):
+    """Labelled texts tokenized once."""
+
+    def __init__(self, rows: list[LabelledText], tokenizer: PreTrainedTokenizerBase, max_length: int):
+        enc = tokenizer([r.text for r in rows], truncation=True, max_length=max_length)
+        self.items = [{**{k: enc[k][i] for k in enc}, "labels": r.label} for i, r in enumerate(rows)]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.items[i]
+
+
+class ClassifierRewardTrainer(_StatsLoggingMixin, Trainer):
+    """Cross-entropy sequence classifier with optional class weights."""
+
+    def __init__(self, *args: Any, class_weights: torch.Tensor | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.class_weights = class_weights
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        labels = inputs.pop("labels")
+        logits = model(**inputs).logits
+        weight = self.class_weights.to(logits.device) if self.class_weights is not None else None
+        loss = F.cross_entropy(logits, labels, weight=weight)
+        if model.training:
+            self._record({"accuracy": (logits.argmax(-1) == labels).float().mean().detach()})
+        return (loss, {"logits": logits}) if return_outputs else loss
