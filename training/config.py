@@ -48,6 +48,7 @@ class TrainConfig:
     warmup_ratio: float = _help("fraction of steps with linear warmup", 0.1)
     weight_decay: float = _help("AdamW weight decay", 0.01)
     seed: int = _help("random seed", 0)
+    no_group_by_length: bool = _help("batch in random order instead of grouping texts of similar length", False)
     center_rewards_coefficient: float = _help("adds coef * mean(r^2) to keep rewards centred (0: off)", 0.0)
     ranking_mode: RankingMode = _help("pairs or per_prompt (InstructGPT-style)", RankingMode.pairs)
     skip_invalid: bool = _help("skip and count bad records instead of stopping at the first", False)

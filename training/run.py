@@ -65,6 +65,7 @@ def _training_args(config: TrainConfig, n_examples: int):
         data_seed=config.seed,
         report_to=config.report_to,
         dataloader_num_workers=0,
+        group_by_length=not config.no_group_by_length,
         disable_tqdm=False,
         **config.extra,
     )

@@ -26,9 +26,13 @@ class TokenizedGroups(Dataset):
         enc = tokenizer(texts, truncation=True, max_length=max_length)
         rows = [{k: enc[k][i] for k in enc} for i in range(len(texts))]
         self.items: list[dict[str, Any]] = []
+        # Longest text per group: what the group costs once padded (for length grouping).
+        self.lengths: list[int] = []
         pos = 0
         for g in groups:
-            self.items.append({"texts": rows[pos : pos + len(g.texts)], "pairs": g.pairs, "margins": g.margins})
+            group_rows = rows[pos : pos + len(g.texts)]
+            self.items.append({"texts": group_rows, "pairs": g.pairs, "margins": g.margins})
+            self.lengths.append(max(len(r["input_ids"]) for r in group_rows))
             pos += len(g.texts)
 
     def __len__(self) -> int:
@@ -89,7 +93,21 @@ def bradley_terry_loss(
 
 
 class _StatsLoggingMixin:
-    """Averages per-step training statistics over each logging window (like TRL)."""
+    """Averages per-step training statistics over each logging window (like TRL).
+
+    Also groups batches by length when ``group_by_length`` is set, from the datasets' own
+    ``lengths`` (Trainer would look for a top-level ``input_ids`` the groups do not have).
+    Padding is most of the cost on CPU, and dialogues vary from 20 to 500+ tokens.
+    """
+
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if self.args.group_by_length and hasattr(dataset, "lengths"):
+            from transformers.trainer_pt_utils import LengthGroupedSampler
+
+            batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
+            return LengthGroupedSampler(batch, lengths=dataset.lengths)
+        return super()._get_train_sampler(train_dataset) if train_dataset is not None else super()._get_train_sampler()
 
     def _record(self, stats: dict[str, torch.Tensor]) -> None:
         if not hasattr(self, "_window"):
@@ -130,6 +148,7 @@ class TokenizedTexts(Dataset):
     def __init__(self, rows: list[LabelledText], tokenizer: PreTrainedTokenizerBase, max_length: int):
         enc = tokenizer([r.text for r in rows], truncation=True, max_length=max_length)
         self.items = [{**{k: enc[k][i] for k in enc}, "labels": r.label} for i, r in enumerate(rows)]
+        self.lengths = [len(x["input_ids"]) for x in self.items]
 
     def __len__(self) -> int:
         return len(self.items)

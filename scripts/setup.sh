@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Set up rewardserve on a fresh machine: a virtual environment in .venv with the CPU build of
+# torch installed BEFORE the project (so nothing pulls a multi-GB CUDA build), then the
+# project with its test extras. Idempotent: a second run only checks.
+#   REWARDSERVE_EXTRAS=gpu  bash scripts/setup.sh   # GPU host: onnxruntime-gpu instead
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+EXTRAS=${REWARDSERVE_EXTRAS:-test}
+TORCH_VERSION=${TORCH_VERSION:-2.13.0}
+
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+if ! .venv/bin/python -c "import torch" 2>/dev/null; then
+  echo "setup: installing torch==$TORCH_VERSION (CPU build)"
+  # On this project's machines pip finds the CPU wheel on local disk; elsewhere pass
+  # PIP_INDEX_URL=https://download.pytorch.org/whl/cpu (or your mirror) for the CPU build.
+  .venv/bin/python -m pip install -q "torch==$TORCH_VERSION"
+fi
+echo "setup: installing rewardserve[$EXTRAS]"
+.venv/bin/python -m pip install -q -e ".[$EXTRAS]"
+echo "setup: done ($(.venv/bin/python -c 'import torch, onnxruntime; print("torch", torch.__version__, "onnxruntime", onnxruntime.__version__)'))"
