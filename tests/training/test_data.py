@@ -168,3 +168,13 @@ def test_classification_errors(tmp_path, tox_file):
     p = write_jsonl(tmp_path / "c.jsonl", [{"text": "a", "label": "x"}, {"text": "b"}])
     with pytest.raises(DataError, match=r"c.jsonl:2: missing field 'label'"):
         load_classification(p)
+
+
+def test_hf_source_names():
+    from training.data import parse_hf_source
+
+    assert parse_hf_source("hf:Anthropic/hh-rlhf:test?data_dir=harmless-base") == (
+        "Anthropic/hh-rlhf", "test", "harmless-base")
+    assert parse_hf_source("hf:tdavidson/hate_speech_offensive") == ("tdavidson/hate_speech_offensive", "train", None)
+    with pytest.raises(DataError, match=r"only \?data_dir=DIR"):
+        parse_hf_source("hf:x:train?revision=main")

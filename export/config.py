@@ -1,0 +1,121 @@
+"""``ExportConfig``: everything one ``rewardserve export`` run needs, validated once.
+
+Example::
+
+    config = ExportConfig(bundle="models/hh-pairwise", out="models/hh-pairwise-onnx",
+                          precisions=(Precision.fp32, Precision.int8),
+                          texts_file="data/hh-rlhf-harmless/dev.jsonl")
+    manifest = export_bundle(config)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rewardserve.enums import Precision, enum_values
+
+MIN_OPSET = 17  # LayerNormalization is one op from opset 17 on
+
+
+def _help(text: str, default=None, default_factory=None):
+    """A dataclass field carrying its help text, shared with the CLI."""
+    if default_factory is not None:
+        return field(default_factory=default_factory, metadata={"help": text})
+    return field(default=default, metadata={"help": text})
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """Parity gates per variant, against PyTorch fp32 on the same inputs.
+
+    ``*_max_logit_diff`` bounds the max absolute logit difference; ``*_min_agreement`` bounds
+    the fraction of pairs ordered alike (pairwise models) or of equal argmax (classifiers).
+    ``None`` disables that gate. NaN or Inf in any output always fails the variant.
+    """
+
+    fp32_max_logit_diff: float | None = _help("fp32: max |logit diff| allowed", 1e-4)
+    fp32_min_agreement: float | None = _help("fp32: min ordering/argmax agreement", None)
+    fp16_max_logit_diff: float | None = _help("fp16: max |logit diff| allowed", 2e-2)
+    fp16_min_agreement: float | None = _help("fp16: min ordering/argmax agreement", 0.995)
+    int8_max_logit_diff: float | None = _help("int8: max |logit diff| allowed", None)
+    int8_min_agreement: float | None = _help("int8: min ordering/argmax agreement", 0.98)
+
+    def __post_init__(self) -> None:
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0 or None, got {value!r}")
+            if name.endswith("agreement") and value > 1:
+                raise ValueError(f"{name} must be a fraction in [0, 1], got {value!r}")
+
+    def max_logit_diff(self, precision: Precision) -> float | None:
+        """Return the logit-difference gate of one precision."""
+        return getattr(self, f"{Precision(precision).value}_max_logit_diff")
+
+    def min_agreement(self, precision: Precision) -> float | None:
+        """Return the agreement gate of one precision."""
+        return getattr(self, f"{Precision(precision).value}_min_agreement")
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """Options of one export: where from, where to, which variants, how parity is measured."""
+
+    bundle: Path = _help("model bundle directory written by `rewardserve train`")
+    out: Path = _help("output directory for the ONNX bundle")
+    precisions: tuple[Precision, ...] = _help(
+        "variants to write", default_factory=lambda: (Precision.fp32, Precision.fp16, Precision.int8)
+    )
+    opset: int = _help(f"ONNX opset (>= {MIN_OPSET}, so LayerNorm stays one op)", MIN_OPSET)
+    optimize: bool = _help("apply ONNX Runtime's transformers fusions to the fp32 graph", True)
+    texts_file: Path | None = _help(
+        "parity texts: .jsonl (text | chosen/rejected | tweet), .csv (text or tweet column) or .txt "
+        "(one per line); default: built-in samples",
+        None,
+    )
+    max_texts: int = _help("at most this many parity texts (pairs count twice)", 64)
+    parity_batch_size: int = _help("batch size of the batched parity runs (batch 1 always runs too)", 8)
+    tolerances: Tolerances = _help("parity gates", default_factory=Tolerances)
+    int8_per_channel: bool = _help("int8: per-channel weight scales", True)
+    int8_reduce_range: bool = _help("int8: 7-bit weights, avoids VNNI-less saturation on old CPUs", False)
+    throughput: bool = _help("measure sequences/s and tokens/s of each variant on this machine", True)
+    bench_batch_size: int = _help("throughput batch size", 8)
+    bench_seq_len: int = _help("throughput sequence length (capped at the model's max_length)", 128)
+    bench_min_time_s: float = _help("throughput: time each variant at least this long", 1.0)
+    overwrite: bool = _help("replace an existing ONNX bundle in `out`", False)
+    seed: int = _help("seed for the throughput inputs", 0)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bundle", Path(self.bundle))
+        object.__setattr__(self, "out", Path(self.out))
+        if self.texts_file is not None:
+            object.__setattr__(self, "texts_file", Path(self.texts_file))
+        try:
+            precisions = tuple(dict.fromkeys(Precision(p) for p in self.precisions))
+        except ValueError as e:
+            raise ValueError(f"precisions must be among {enum_values(Precision)}: {e}") from e
+        object.__setattr__(self, "precisions", precisions)
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError stating the first rule that is broken."""
+        if not self.precisions:
+            raise ValueError("precisions must name at least one variant")
+        if self.bundle.resolve() == self.out.resolve():
+            raise ValueError("out must differ from bundle")
+        if self.opset < MIN_OPSET:
+            raise ValueError(f"opset must be >= {MIN_OPSET} (LayerNorm as one op), got {self.opset}")
+        if self.max_texts < 2:
+            raise ValueError(f"max_texts must be >= 2, got {self.max_texts}")
+        if self.parity_batch_size < 2:
+            raise ValueError(f"parity_batch_size must be >= 2 (batch 1 always runs), got {self.parity_batch_size}")
+        if self.bench_batch_size < 1 or self.bench_seq_len < 2:
+            raise ValueError("bench_batch_size must be >= 1 and bench_seq_len >= 2")
+        if self.bench_min_time_s < 0:
+            raise ValueError(f"bench_min_time_s must be >= 0, got {self.bench_min_time_s}")
+        if self.texts_file is not None and not self.texts_file.is_file():
+            raise ValueError(f"texts_file {self.texts_file} does not exist")

@@ -1,0 +1,159 @@
+"""Parity of each ONNX variant against PyTorch fp32, and the gate that fails a variant.
+
+The same tokenized batches go through PyTorch and ONNX Runtime: batch size 1, batched with
+right padding (what the service sends) and, for decoders, batched with left padding (the
+classification head must still find the last real token).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from export.config import Tolerances
+from export.onnx_export import SourceModel
+from export.texts import ParityTexts
+from rewardserve.enums import ModelKind, Precision
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ParityRun:
+    """One way of batching the parity texts: its name and the model inputs of each batch."""
+
+    name: str
+    batches: list[dict[str, np.ndarray]]
+
+
+def build_runs(source: SourceModel, texts: ParityTexts, input_names: list[str], batch_size: int) -> list[ParityRun]:
+    """Tokenize the texts into the runs parity compares: bs1, batched right- and left-padded."""
+    sides = ["right", "left"] if source.is_decoder else ["right"]
+    runs = [ParityRun("batch1", _batches(source, texts.texts, input_names, 1, "right"))]
+    runs += [
+        ParityRun(f"batch{batch_size}_{side}_pad", _batches(source, texts.texts, input_names, batch_size, side))
+        for side in sides
+    ]
+    return runs
+
+
+def _batches(source: SourceModel, texts: list[str], names: list[str], size: int, side: str) -> list[dict]:
+    tok, spec = source.tokenizer, source.spec
+    tok.padding_side = side
+    tok.truncation_side = spec.truncation_side.value
+    out = []
+    for i in range(0, len(texts), size):
+        enc = tok(texts[i : i + size], truncation=True, max_length=spec.max_length, padding=True, return_tensors="np")
+        missing = [n for n in names if n not in enc]
+        if missing:
+            raise ValueError(f"the ONNX graph expects inputs {missing} that the tokenizer does not produce")
+        out.append({n: enc[n].astype(np.int64) for n in names})
+    tok.padding_side = "right"
+    return out
+
+
+def torch_logits(source: SourceModel, runs: list[ParityRun]) -> dict[str, np.ndarray]:
+    """Return PyTorch fp32 logits of each run, rows in text order."""
+    import torch
+
+    result = {}
+    with torch.inference_mode():
+        for run in runs:
+            chunks = [source.model(**{k: torch.from_numpy(v) for k, v in b.items()}).logits for b in run.batches]
+            result[run.name] = torch.cat(chunks).float().numpy()
+    return result
+
+
+def onnx_logits(path: Path, runs: list[ParityRun], provider: str = "CPUExecutionProvider") -> dict[str, np.ndarray]:
+    """Return ONNX Runtime logits of each run from the model at ``path``."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=[provider])
+    return {
+        run.name: np.concatenate([session.run(["logits"], b)[0] for b in run.batches]).astype(np.float32)
+        for run in runs
+    }
+
+
+def compare(reference: dict[str, np.ndarray], actual: dict[str, np.ndarray], kind: ModelKind, reward_index: int) -> dict[str, Any]:
+    """Return the parity metrics of ``actual`` logits against ``reference``, over all runs."""
+    ref = np.concatenate([reference[k] for k in reference])
+    got = np.concatenate([actual[k] for k in reference])
+    non_finite = int((~np.isfinite(got)).sum())
+    diff = np.abs(np.nan_to_num(got, nan=np.inf) - ref)
+    reward_diff = diff[:, reward_index]
+    if kind is ModelKind.pairwise:
+        prob_diff = np.abs(_sigmoid(got) - _sigmoid(ref))
+        agreement = float(np.mean([_ordering_agreement(reference[k], actual[k], reward_index) for k in reference]))
+        agreement_metric = "pairwise_ordering_agreement"
+        extra = _flip_margins(reference, actual, reward_index)
+    else:
+        prob_diff = np.abs(_softmax(got) - _softmax(ref))
+        agreement = float(np.mean(np.argmax(got, axis=1) == np.argmax(ref, axis=1)))
+        agreement_metric = "argmax_agreement"
+        extra = {}
+    return {
+        "max_abs_logit_diff": float(diff.max()),
+        "mean_abs_logit_diff": float(diff.mean()),
+        "max_abs_reward_diff": float(reward_diff.max()),
+        "mean_abs_reward_diff": float(reward_diff.mean()),
+        "max_abs_prob_diff": float(np.nan_to_num(prob_diff, nan=1.0).max()),
+        "agreement": agreement,
+        "agreement_metric": agreement_metric,
+        "non_finite": non_finite,
+        "n_rows": len(ref),
+        "runs": {k: {"max_abs_logit_diff": float(np.abs(actual[k] - reference[k]).max())} for k in reference},
+        **extra,
+    }
+
+
+def _ordering_agreement(ref: np.ndarray, got: np.ndarray, idx: int) -> float:
+    # Rows 2k and 2k+1 form a pair: (chosen, rejected) from the data, or neighbours otherwise.
+    n = len(ref) - len(ref) % 2
+    ref_sign = np.sign(ref[0:n:2, idx] - ref[1:n:2, idx])
+    got_sign = np.sign(got[0:n:2, idx] - got[1:n:2, idx])
+    return float(np.mean(ref_sign == got_sign))
+
+
+def _flip_margins(reference: dict, actual: dict, idx: int) -> dict[str, float]:
+    # Says whether reordered pairs were near-ties: compare the largest reference margin among
+    # flipped pairs with the typical margin and with max_abs_reward_diff.
+    ref_m, flipped = [], []
+    for k in reference:
+        n = len(reference[k]) - len(reference[k]) % 2
+        r = reference[k][0:n:2, idx] - reference[k][1:n:2, idx]
+        g = actual[k][0:n:2, idx] - actual[k][1:n:2, idx]
+        ref_m.append(np.abs(r))
+        flipped.append(np.abs(r)[np.sign(r) != np.sign(g)])
+    margins, flips = np.concatenate(ref_m), np.concatenate(flipped)
+    return {
+        "median_reference_pair_margin": float(np.median(margins)) if len(margins) else 0.0,
+        "max_reference_margin_of_flipped_pair": float(flips.max()) if len(flips) else 0.0,
+    }
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -60, 60)))
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def gate(precision: Precision, metrics: dict[str, Any], tolerances: Tolerances) -> str:
+    """Return '' if the variant passes, else a message naming variant, metric, value and limit."""
+    name = Precision(precision).value
+    if metrics["non_finite"]:
+        return f"{name}: non_finite={metrics['non_finite']} NaN/Inf values in the logits (must be 0)"
+    max_diff = tolerances.max_logit_diff(precision)
+    if max_diff is not None and not metrics["max_abs_logit_diff"] <= max_diff:
+        return f"{name}: max_abs_logit_diff={metrics['max_abs_logit_diff']:.3g} exceeds tolerance {max_diff:g}"
+    min_agree = tolerances.min_agreement(precision)
+    if min_agree is not None and metrics["agreement"] < min_agree:
+        return f"{name}: {metrics['agreement_metric']}={metrics['agreement']:.4f} below minimum {min_agree:g}"
+    return ""

@@ -1,0 +1,185 @@
+"""``export_bundle``: model bundle -> parity-checked ONNX bundle, the one entry point of export.
+
+Example::
+
+    manifest = export_bundle(ExportConfig(bundle="models/tox", out="models/tox-onnx"))
+    failed = failures(manifest)   # {} when every variant passed parity
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from export.config import ExportConfig
+from export.onnx_export import SourceModel, export_onnx, load_source, save_tokenizer
+from export.optimize import heads_and_hidden, optimize_onnx
+from export.parity import build_runs, compare, gate, onnx_logits, torch_logits
+from export.precision import PROVIDERS, make_variant
+from export.texts import load_texts
+from export.throughput import measure_file, synthetic_feeds
+from rewardserve.bundle import REWARD_FILE
+from rewardserve.enums import Precision
+from rewardserve.manifest import Manifest, VariantInfo
+
+logger = logging.getLogger(__name__)
+
+REFERENCE_FILE = "model_fp32_unoptimized.onnx"
+_TOOLS = ("torch", "transformers", "optimum-onnx", "onnx", "onnxruntime", "onnxruntime-gpu")
+
+
+def variant_file(precision: Precision) -> str:
+    """File name of a variant inside the ONNX bundle."""
+    return f"model_{Precision(precision).value}.onnx"
+
+
+def export_bundle(config: ExportConfig) -> Manifest:
+    """Export, optimize, convert, check parity and measure; write the ONNX bundle to ``config.out``.
+
+    Returns the saved manifest. A variant that fails parity is written and marked
+    ``passed=False`` with the reason in ``failure``; callers decide whether that is fatal.
+    """
+    _check_out(config)
+    config.out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=config.out.parent, prefix=f".{config.out.name}.tmp-") as tmp:
+        work = Path(tmp)
+        manifest = _build(config, work)
+        manifest.save(work)
+        if config.out.exists():
+            shutil.rmtree(config.out)
+        # Rename the finished bundle into place: a crash never leaves a half-written bundle.
+        work.rename(config.out)
+        Path(tmp).mkdir()  # the context manager removes it again
+    logger.info("wrote ONNX bundle %s", config.out)
+    return Manifest.load(config.out)
+
+
+def failures(manifest: Manifest) -> dict[str, str]:
+    """Return ``{precision: failure message}`` for every variant that failed parity."""
+    return {k: v.failure for k, v in manifest.variants.items() if not v.passed}
+
+
+def _check_out(config: ExportConfig) -> None:
+    if config.out.exists() and any(config.out.iterdir()) and not config.overwrite:
+        raise ValueError(f"out {config.out} exists and is not empty (pass overwrite/--overwrite to replace it)")
+
+
+def _build(config: ExportConfig, work: Path) -> Manifest:
+    steps = 5
+    logger.info("[1/%d] loading %s", steps, config.bundle)
+    source = load_source(config.bundle)
+    fingerprint = bundle_fingerprint(config.bundle)
+
+    logger.info("[2/%d] exporting %s to ONNX (opset %d)", steps, source.model_type, config.opset)
+    reference = export_onnx(source, work / REFERENCE_FILE, config.opset)
+    optimized = work / ".model_fp32_optimized.onnx"
+    fusions: dict[str, int] = {}
+    if config.optimize:
+        fusions = optimize_onnx(reference, optimized, source.model_type, *heads_and_hidden(source.model.config))
+    else:
+        shutil.copyfile(reference, optimized)
+
+    logger.info("[3/%d] writing variants %s", steps, [p.value for p in config.precisions])
+    files = {}
+    for p in config.precisions:
+        files[p] = make_variant(p, optimized, work / variant_file(p), config.int8_per_channel, config.int8_reduce_range)
+        logger.info("  %s -> %s (%.1f MB)", p.value, files[p].name, files[p].stat().st_size / 1e6)
+    optimized.unlink()
+    save_tokenizer(source, work)
+    shutil.copyfile(config.bundle / REWARD_FILE, work / REWARD_FILE)  # byte for byte: the contract
+
+    logger.info("[4/%d] parity against PyTorch fp32", steps)
+    inputs, outputs = _io_names(reference)
+    texts = load_texts(config.texts_file, source.spec, config.max_texts)
+    runs = build_runs(source, texts, inputs, config.parity_batch_size)
+    ref_logits = torch_logits(source, runs)
+    parity, failure = {}, {}
+    for p, path in files.items():
+        parity[p] = compare(ref_logits, onnx_logits(path, runs), source.spec.kind, source.spec.reward_index)
+        failure[p] = gate(p, parity[p], config.tolerances)
+        _log_parity(p, parity[p], failure[p])
+
+    logger.info("[5/%d] throughput on CPU%s", steps, "" if config.throughput else " (skipped)")
+    throughput, ref_throughput = _throughput(config, source, inputs, reference, files)
+
+    variants = {
+        p.value: VariantInfo(
+            precision=p, file=path.name, opset=config.opset, inputs=inputs, outputs=outputs,
+            providers=PROVIDERS[p], sha256=file_sha256(path), passed=not failure[p],
+            fusions=fusions if config.optimize else {}, parity=parity[p], throughput=throughput.get(p, {}),
+            failure=failure[p],
+        )
+        for p, path in files.items()
+    }
+    return Manifest(
+        source_fingerprint=fingerprint, model_type=source.model_type, variants=variants,
+        pad_token_id=source.pad_token_id, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        tool_versions=_tool_versions(),
+        reference={"file": REFERENCE_FILE, "sha256": file_sha256(reference), "throughput": ref_throughput},
+        parity_data={**texts.describe(), "runs": [r.name for r in runs], "batch_size": config.parity_batch_size},
+    )
+
+
+def _throughput(config: ExportConfig, source: SourceModel, inputs: list[str], reference: Path, files: dict):
+    if not config.throughput:
+        return {}, {}
+    seq_len = min(config.bench_seq_len, source.spec.max_length)
+    feeds = synthetic_feeds(
+        inputs, config.bench_batch_size, seq_len, len(source.tokenizer), source.pad_token_id, config.seed
+    )
+    base = measure_file(reference, feeds, min_time_s=config.bench_min_time_s)
+    result = {}
+    for p, path in files.items():
+        result[p] = measure_file(path, feeds, min_time_s=config.bench_min_time_s)
+        result[p]["speedup_vs_unoptimized_fp32"] = result[p]["sequences_per_s"] / base["sequences_per_s"]
+    return result, base
+
+
+def _log_parity(p: Precision, metrics: dict, failure: str) -> None:
+    logger.info(
+        "  %s: max|dlogit|=%.3g mean|dlogit|=%.3g max|dprob|=%.3g %s=%.4f non_finite=%d -> %s",
+        p.value, metrics["max_abs_logit_diff"], metrics["mean_abs_logit_diff"], metrics["max_abs_prob_diff"],
+        metrics["agreement_metric"], metrics["agreement"], metrics["non_finite"], "FAILED " + failure if failure else "ok",
+    )
+
+
+def _io_names(path: Path) -> tuple[list[str], list[str]]:
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    inputs, outputs = [i.name for i in graph.input], [o.name for o in graph.output]
+    if outputs != ["logits"]:
+        raise ValueError(f"exported graph returns {outputs}, expected ['logits']")
+    return inputs, outputs
+
+
+def file_sha256(path: Path) -> str:
+    """Return the hex sha256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def bundle_fingerprint(bundle: Path) -> str:
+    """Return a sha256 over the names and contents of every file in a model bundle."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in Path(bundle).rglob("*") if p.is_file()):
+        h.update(str(path.relative_to(bundle)).encode() + b"\0" + file_sha256(path).encode())
+    return h.hexdigest()
+
+
+def _tool_versions() -> dict[str, str]:
+    found = {}
+    for name in _TOOLS:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found

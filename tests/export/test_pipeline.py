@@ -1,0 +1,161 @@
+"""export_bundle end to end on tiny models of each family: files, manifest, parity, fusions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from export.config import ExportConfig
+from export.pipeline import REFERENCE_FILE, export_bundle, failures, file_sha256
+from rewardserve.enums import Precision
+from rewardserve.manifest import Manifest
+
+CASES = [("bert", "pairwise"), ("bert", "classifier"), ("gpt2", "pairwise"), ("llama", "classifier"), ("qwen2", "pairwise")]
+# Fused ops each family must get from ONNX Runtime's optimizer.
+EXPECTED_FUSIONS = {
+    "bert": {"Attention", "SkipLayerNormalization", "EmbedLayerNormalization", "BiasGelu"},
+    "gpt2": {"SkipLayerNormalization", "FastGelu"},
+    "llama": {"SkipSimplifiedLayerNormalization", "SimplifiedLayerNormalization"},
+    "qwen2": {"SkipSimplifiedLayerNormalization", "SimplifiedLayerNormalization"},
+}
+
+
+@pytest.mark.parametrize(("family", "kind"), CASES)
+def test_all_variants_pass_parity(exported, family, kind):
+    _, manifest = exported(family, kind)
+    assert failures(manifest) == {}
+    assert sorted(manifest.variants) == ["fp16", "fp32", "int8"]
+    fp32 = manifest.variant(Precision.fp32)
+    assert fp32.parity["max_abs_logit_diff"] <= 1e-4
+    assert manifest.variant(Precision.fp16).parity["max_abs_logit_diff"] <= 2e-2
+    for v in manifest.variants.values():
+        assert v.parity["non_finite"] == 0
+        assert v.throughput["sequences_per_s"] > 0 and v.throughput["tokens_per_s"] > 0
+    runs = manifest.parity_data["runs"]
+    assert "batch1" in runs and "batch8_right_pad" in runs
+    assert ("batch8_left_pad" in runs) == (family != "bert")
+
+
+@pytest.mark.parametrize(("family", "kind"), CASES)
+def test_fusions_recorded(exported, family, kind):
+    _, manifest = exported(family, kind)
+    fusions = manifest.variant(Precision.fp32).fusions
+    assert EXPECTED_FUSIONS[family] <= set(fusions), fusions
+    graph_ops = {n.op_type for n in onnx.load(manifest.variant("fp32").path(manifest.directory)).graph.node}
+    assert set(fusions) <= graph_ops
+
+
+@pytest.mark.parametrize("family", ["bert", "gpt2"])
+def test_onnx_matches_torch_on_padded_batch(exported, family):
+    """Check the graph directly (not through the report): mixed lengths, both padding sides."""
+    import onnxruntime as ort
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    bundle, manifest = exported(family, "pairwise")
+    tok = AutoTokenizer.from_pretrained(bundle)
+    model = AutoModelForSequenceClassification.from_pretrained(bundle).eval()
+    texts = ["hi", "a much longer text that needs many more tokens than the first one does", "mid length text"]
+    # BERT's fused Attention reads the mask as per-row lengths (right padding only), as
+    # the service pads; decoders must also survive left padding.
+    for side in ("right",) if family == "bert" else ("right", "left"):
+        tok.padding_side = side
+        enc = tok(texts, padding=True, return_tensors="np")
+        feeds = {n: enc[n].astype(np.int64) for n in manifest.variant("fp32").inputs}
+        with torch.inference_mode():
+            want = model(**{k: torch.from_numpy(v) for k, v in feeds.items()}).logits.numpy()
+        for precision, tol in (("fp32", 1e-4), ("fp16", 2e-2)):
+            path = manifest.variant(precision).path(manifest.directory)
+            got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(["logits"], feeds)[0]
+            assert got.shape == (3, 1)
+            np.testing.assert_allclose(got, want, atol=tol, err_msg=f"{precision} {side}-padded")
+
+
+def test_bundle_files_and_manifest(exported):
+    bundle, manifest = exported("gpt2", "pairwise")
+    out = Path(manifest.directory)
+    for name in ("model_fp32.onnx", "model_fp16.onnx", "model_int8.onnx", REFERENCE_FILE, "tokenizer.json",
+                 "tokenizer_config.json", "special_tokens_map.json", "manifest.json"):
+        assert (out / name).is_file(), name
+    assert (out / "reward.json").read_bytes() == (bundle / "reward.json").read_bytes()
+    loaded = Manifest.load(out)
+    assert loaded == manifest
+    assert loaded.model_type == "gpt2" and len(loaded.source_fingerprint) == 64
+    tok_cfg = json.loads((out / "tokenizer_config.json").read_text())
+    assert tok_cfg["pad_token"] == "<|endoftext|>"
+    from transformers import AutoTokenizer
+
+    assert loaded.pad_token_id == AutoTokenizer.from_pretrained(out).pad_token_id
+    assert loaded.reference["sha256"] == file_sha256(out / REFERENCE_FILE)
+    for v in loaded.variants.values():
+        assert v.sha256 == file_sha256(v.path(out))
+        assert v.opset == 17 and v.inputs == ["input_ids", "attention_mask"] and v.outputs == ["logits"]
+    assert loaded.variant("fp16").providers == ["CUDAExecutionProvider"]
+    assert loaded.variant("int8").providers == ["CPUExecutionProvider"]
+
+
+def test_fp16_keeps_fp32_io_and_int8_is_quantized(exported):
+    _, manifest = exported("bert", "pairwise")
+    fp16 = onnx.load(manifest.variant("fp16").path(manifest.directory))
+    assert fp16.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert all(i.type.tensor_type.elem_type == onnx.TensorProto.INT64 for i in fp16.graph.input)
+    assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in fp16.graph.initializer)
+    int8_ops = {n.op_type for n in onnx.load(manifest.variant("int8").path(manifest.directory)).graph.node}
+    assert int8_ops & {"MatMulInteger", "DynamicQuantizeMatMul", "QAttention"}
+
+
+def test_corrupted_variant_fails_the_gate(tiny_bundle, tmp_path, monkeypatch):
+    import export.pipeline as pipeline
+
+    real = pipeline.make_variant
+
+    def corrupt_fp32(precision, src, dst, *args):
+        real(precision, src, dst, *args)
+        if precision is Precision.fp32:
+            _scale_largest_initializer(dst, 1.5)
+        return dst
+
+    monkeypatch.setattr(pipeline, "make_variant", corrupt_fp32)
+    config = ExportConfig(bundle=tiny_bundle("bert", "pairwise"), out=tmp_path / "out",
+                          precisions=("fp32", "int8"), throughput=False)
+    manifest = export_bundle(config)
+    fp32 = manifest.variant("fp32")
+    assert not fp32.passed
+    assert fp32.failure.startswith("fp32: max_abs_logit_diff=")
+    assert "exceeds tolerance 0.0001" in fp32.failure
+    assert manifest.variant("int8").passed  # derived from the uncorrupted graph
+    assert failures(Manifest.load(tmp_path / "out")) == {"fp32": fp32.failure}
+
+
+def _scale_largest_initializer(path: Path, factor: float) -> None:
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    init = max(model.graph.initializer, key=lambda t: int(np.prod(t.dims)) if t.data_type == 1 else 0)
+    init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * factor, init.name))
+    onnx.save(model, str(path))
+
+
+def test_parity_on_user_texts(tiny_bundle, tmp_path):
+    rows = [{"chosen": f"Human: question {i}? Assistant: a helpful answer " + "word " * i,
+             "rejected": f"Human: question {i}? Assistant: no"} for i in range(6)]
+    texts = tmp_path / "dev.jsonl"
+    texts.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    manifest = export_bundle(ExportConfig(bundle=tiny_bundle("bert", "pairwise"), out=tmp_path / "o",
+                                          precisions=("fp32",), texts_file=texts, throughput=False))
+    assert manifest.parity_data["n_texts"] == 12 and manifest.parity_data["paired"]
+    assert manifest.variant("fp32").passed
+
+
+def test_existing_out_needs_overwrite(tiny_bundle, tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    config = ExportConfig(bundle=tiny_bundle("bert", "pairwise"), out=out, precisions=("fp32",), throughput=False)
+    with pytest.raises(ValueError, match="exists and is not empty"):
+        export_bundle(config)
+    assert (out / "keep.txt").is_file()
