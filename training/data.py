@@ -14,7 +14,7 @@ Formats (JSONL unless said otherwise; one record per line):
 * K-way rankings: ``{"prompt", "completions": [...], "ranks": [...]}`` (1 = best, ties
   allowed), which become every pair of differently ranked completions;
 * classification: CSV or JSONL with a text column, a label column and a label mapping;
-* Hugging Face datasets, named ``hf:NAME[:SPLIT]`` (needs network).
+* Hugging Face datasets, named ``hf:NAME[:SPLIT][?data_dir=DIR]`` (needs network).
 """
 
 from __future__ import annotations
@@ -108,12 +108,27 @@ def read_records(source: str | Path) -> Iterator[tuple[str, int, dict[str, Any]]
             yield str(path), i, rec
 
 
+def parse_hf_source(src: str) -> tuple[str, str, str | None]:
+    """Split ``hf:NAME[:SPLIT][?data_dir=DIR]`` into (name, split, data_dir)."""
+    body, _, query = src[3:].partition("?")
+    name, _, split = body.partition(":")
+    data_dir = None
+    if query:
+        key, sep, value = query.partition("=")
+        if key != "data_dir" or not sep or not value:
+            raise DataError(f"{src}: only ?data_dir=DIR is understood after the dataset name")
+        data_dir = value
+    if not name:
+        raise DataError(f"{src}: expected hf:NAME[:SPLIT][?data_dir=DIR]")
+    return name, split or "train", data_dir
+
+
 def _read_hf(src: str) -> Iterator[tuple[str, int, dict[str, Any]]]:
-    """Read a Hugging Face dataset ``hf:NAME[:SPLIT]`` (for users who are online)."""
+    """Read a Hugging Face dataset ``hf:NAME[:SPLIT][?data_dir=DIR]`` (for users who are online)."""
     import datasets
 
-    name, _, split = src[3:].partition(":")
-    ds = datasets.load_dataset(name, split=split or "train")
+    name, split, data_dir = parse_hf_source(src)
+    ds = datasets.load_dataset(name, data_dir=data_dir, split=split)
     for i, rec in enumerate(ds, start=1):
         yield src, i, dict(rec)
 
