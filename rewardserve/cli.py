@@ -14,7 +14,7 @@ import sys
 from rewardserve import __version__
 
 # Stage modules that add subcommands, in the order `--help` lists them.
-STAGE_MODULES = ("training.cli", "export.cli", "rewardserve.defaults")  # service.cli joins as it lands
+STAGE_MODULES = ("training.cli", "export.cli", "service.cli", "rewardserve.defaults")
 
 
 class CLIError(Exception):

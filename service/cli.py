@@ -1,0 +1,209 @@
+"""``rewardserve serve`` and ``rewardserve score``.
+
+``serve`` runs the gRPC server; its flags mirror :class:`ServiceConfig` (each also settable as
+``REWARDSERVE_<NAME>`` or in a TOML/JSON ``--config`` file). ``score`` scores a JSONL file,
+through a server (``--server``) or in-process (``--model DIR``) with the same batcher.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, TextIO
+
+from rewardserve.enums import Truncation, enum_values
+
+SCORE_CONCURRENCY = 8  # requests in flight while scoring a file
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``serve`` and ``score`` subcommands."""
+    from service.config import PRECISION_CHOICES, ServiceConfig
+
+    serve = sub.add_parser("serve", help="serve ONNX bundles over gRPC",
+                           description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    serve.add_argument("--config", type=Path, help="TOML or JSON file of settings (flags and env win)")
+    for f in fields(ServiceConfig):
+        flag = "--model" if f.name == "models" else "--" + f.name.replace("_", "-")
+        kwargs: dict[str, Any] = {"dest": f.name, "default": None, "help": f.metadata["help"]}
+        if f.name == "models":
+            kwargs.update(action="append", metavar="NAME=DIR")
+        elif f.type == "bool":
+            kwargs.update(action="store_const", const=True)
+        elif f.name == "precision":
+            kwargs.update(choices=PRECISION_CHOICES)
+        elif f.name == "provider":
+            kwargs.update(choices=["auto", "cpu", "cuda"])
+        serve.add_argument(flag, **kwargs)
+    serve.set_defaults(handler=_serve)
+
+    score = sub.add_parser("score", help="score a JSONL file of items (via a server or in-process)")
+    score.add_argument("input", help="JSONL: {'text'} | {'prompt','response'} | {'messages'}; '-' for stdin")
+    score.add_argument("-o", "--output", default="-", help="JSONL out, one line per item with every field")
+    where = score.add_mutually_exclusive_group(required=True)
+    where.add_argument("--server", metavar="HOST:PORT", help="score through this server")
+    where.add_argument("--model", metavar="DIR", type=Path, help="score in-process with this ONNX bundle")
+    score.add_argument("--model-name", default="", help="with --server: the model (default: the server's)")
+    score.add_argument("--truncation", choices=enum_values(Truncation), help="default: the model's side")
+    score.add_argument("--normalize", action="store_true", help="standardise rewards with training statistics")
+    score.add_argument("--batch-size", type=int, default=64, help="items per request")
+    score.add_argument("--timeout-s", type=float, default=300.0, help="deadline of each request")
+    score.add_argument("--precision", choices=PRECISION_CHOICES, default="auto", help="with --model")
+    score.add_argument("--provider", choices=["auto", "cpu", "cuda"], default="auto", help="with --model")
+    score.set_defaults(handler=_score)
+
+
+# ------------------------------------------------------------------ serve
+def _serve(args: argparse.Namespace) -> int:
+    from rewardserve.cli import CLIError
+    from service.config import ServiceConfig
+    from service.server import serve
+
+    if not _has_models(args):
+        # Hook: building the default models on first run goes here; for now a model is required.
+        raise CLIError("--model NAME=DIR is required (or REWARDSERVE_MODELS, or models in --config)")
+    values = {f.name: getattr(args, f.name) for f in fields(ServiceConfig)}
+    return serve(ServiceConfig.from_sources(values, os.environ, args.config))
+
+
+def _has_models(args: argparse.Namespace) -> bool:
+    if args.models or os.environ.get("REWARDSERVE_MODELS"):
+        return True
+    if args.config is not None:
+        from service.config import load_file
+
+        return bool(load_file(args.config).get("models"))
+    return False
+
+
+# ------------------------------------------------------------------ score
+def _score(args: argparse.Namespace) -> int:
+    from rewardserve.cli import CLIError
+    from service.errors import InvalidArgument
+
+    if args.batch_size < 1:
+        raise CLIError(f"--batch-size must be >= 1, got {args.batch_size}")
+    rows = _read_items(args.input)
+    out = sys.stdout if args.output == "-" else open(args.output, "w")  # noqa: SIM115
+    try:
+        runner = _score_via_server if args.server else _score_in_process
+        asyncio.run(runner(args, rows, out))
+    except InvalidArgument as e:
+        raise CLIError(str(e)) from e
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    print(f"scored {len(rows)} items", file=sys.stderr)
+    return 0
+
+
+def _read_items(path: str) -> list[tuple[int, Any, Any]]:
+    """Return (line number, item, id) for each non-empty line; errors name the line."""
+    from rewardserve.cli import CLIError
+    from service.errors import InvalidArgument
+    from service.types import item_from_obj, validate_items
+
+    stream = sys.stdin if path == "-" else open(path)  # noqa: SIM115
+    rows = []
+    with stream:
+        for lineno, line in enumerate(stream, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+                item = item_from_obj(obj, f"line {lineno}")
+                validate_items([item], 1)
+            except json.JSONDecodeError as e:
+                raise CLIError(f"{path}: line {lineno}: invalid JSON: {e.msg}") from e
+            except InvalidArgument as e:
+                raise CLIError(f"{path}: {str(e).replace('items[0]', f'line {lineno}')}") from e
+            rows.append((lineno, item, obj.get("id") if isinstance(obj, dict) else None))
+    return rows
+
+
+ScoreChunk = Callable[[list[Any]], Awaitable[tuple[str, list[Any]]]]
+
+
+async def _score_rows(rows: list[tuple[int, Any, Any]], batch_size: int, score: ScoreChunk, out: TextIO) -> None:
+    """Score rows in chunks, a few requests in flight, and write results in input order."""
+    from service.errors import InvalidArgument
+
+    limit = asyncio.Semaphore(SCORE_CONCURRENCY)
+    chunks = [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
+
+    async def one(chunk):
+        async with limit:
+            try:
+                return await score([item for _, item, _ in chunk])
+            except InvalidArgument as e:  # name the input line, not the index in the request
+                raise InvalidArgument(re.sub(r"items\[(\d+)\]", lambda m: f"line {chunk[int(m[1])][0]}", str(e))) from e
+
+    tasks = [asyncio.ensure_future(one(c)) for c in chunks]
+    try:
+        for chunk, task in zip(chunks, tasks, strict=True):
+            model, scores = await task
+            for (lineno, _, item_id), s in zip(chunk, scores, strict=True):
+                record = {"line": lineno, **({"id": item_id} if item_id is not None else {}), "model": model}
+                out.write(json.dumps({**record, **s.to_dict()}) + "\n")
+    finally:
+        for t in tasks:
+            t.cancel()
+
+
+async def _score_via_server(args, rows, out) -> None:
+    from service.client import AsyncRewardClient, RewardServiceError
+    from service.errors import InvalidArgument
+
+    async with AsyncRewardClient(args.server, timeout_s=args.timeout_s) as client:
+
+        async def score(items):
+            try:
+                r = await client.score(items, model=args.model_name, truncation=args.truncation,
+                                       normalize=args.normalize)
+            except RewardServiceError as e:
+                if e.code.name == "INVALID_ARGUMENT":
+                    raise InvalidArgument(e.details) from e
+                raise RuntimeError(f"server {args.server}: {e}") from e
+            return r.model, list(r.scores)
+
+        await _score_rows(rows, args.batch_size, score, out)
+
+
+async def _score_in_process(args, rows, out) -> None:
+    from service.config import ModelSource, ServiceConfig
+    from service.metrics import ServiceMetrics
+    from service.models import ModelRegistry
+    from service.types import ScoreOptions
+
+    name = args.model_name or args.model.name
+    config = ServiceConfig(models=(ModelSource(name, str(args.model)),), precision=args.precision,
+                           provider=args.provider, metrics_port=None, max_batch_tokens=_tokens_for(args.model))
+    registry = await asyncio.to_thread(ModelRegistry.load, config, ServiceMetrics(), False)
+    registry.start()
+    model = registry.get(name)
+    options = ScoreOptions(truncation=None if args.truncation is None else Truncation(args.truncation),
+                           normalize=args.normalize)
+    try:
+
+        async def score(items):
+            return model.name, await model.score(items, options, time.monotonic() + args.timeout_s)
+
+        await _score_rows(rows, args.batch_size, score, out)
+    finally:
+        await registry.stop()
+
+
+def _tokens_for(bundle: Path) -> int:
+    """A token budget that fits the bundle's max_length (at least the server default)."""
+    from rewardserve.bundle import RewardSpec
+
+    return max(16384, RewardSpec.load(bundle).max_length)
+

@@ -1,0 +1,227 @@
+"""Python clients of the reward server, sync and asyncio; they return plain dataclasses.
+
+Calls that fail with UNAVAILABLE (server loading, draining or restarting) are retried with
+exponential backoff and jitter within the call's deadline. Other failures raise
+:class:`RewardServiceError` carrying the gRPC status code and message.
+
+Example::
+
+    with RewardClient("127.0.0.1:50051") as client:
+        result = client.score([("How do I bake bread?", "Mix flour and water."), "plain text"])
+        result.scores[0].reward
+
+    async with AsyncRewardClient("127.0.0.1:50051") as client:
+        cmp = await client.compare("Hi", [("Hello!", "Go away.")])
+        cmp.comparisons[0].prob_a_preferred
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from rewardserve.enums import Truncation
+from rewardserve.v1 import reward_pb2_grpc
+from service import types
+from service.types import CompareResult, ModelInfo, ScoreOptions, ScoreResult
+
+
+class RewardServiceError(Exception):
+    """A call failed: ``code`` is the grpc.StatusCode, ``details`` the server's message."""
+
+    def __init__(self, code: grpc.StatusCode, details: str):
+        super().__init__(f"{code.name}: {details}")
+        self.code = code
+        self.details = details
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retries of calls failing with one of ``codes``: exponential backoff with full jitter."""
+
+    attempts: int = 5
+    initial_backoff_s: float = 0.1
+    max_backoff_s: float = 2.0
+    codes: tuple[grpc.StatusCode, ...] = (grpc.StatusCode.UNAVAILABLE,)
+
+    def backoff_s(self, attempt: int) -> float:
+        """Sleep before retry number ``attempt`` (1-based)."""
+        return random.uniform(0, min(self.max_backoff_s, self.initial_backoff_s * 2 ** (attempt - 1)))
+
+
+@dataclass(frozen=True)
+class ModelList:
+    """The models a server holds and which one is the default."""
+
+    models: tuple[ModelInfo, ...]
+    default: str
+
+
+def _options(model: str, truncation: Truncation | str | None, normalize: bool) -> ScoreOptions:
+    return ScoreOptions(model=model, truncation=None if truncation is None else Truncation(truncation),
+                        normalize=normalize)
+
+
+def score_request(items: Iterable[Any], *, model: str = "", truncation: Truncation | str | None = None,
+                  normalize: bool = False, request_id: str = "") -> types.ScoreRequest:
+    """Build a request from items: ``str``, ``(prompt, response)``, message lists or JSON dicts."""
+    built = tuple(types.item_from_obj(it, f"items[{i}]") for i, it in enumerate(items))
+    return types.ScoreRequest(built, _options(model, truncation, normalize), request_id)
+
+
+class _Base:
+    def __init__(self, timeout_s: float, retry: RetryPolicy):
+        self.timeout_s = timeout_s
+        self.retry = retry
+
+    def _should_retry(self, e: grpc.RpcError, attempt: int, deadline: float) -> float | None:
+        """Seconds to sleep before retrying, or None to give up."""
+        if e.code() not in self.retry.codes or attempt >= self.retry.attempts:
+            return None
+        delay = self.retry.backoff_s(attempt)
+        return delay if time.monotonic() + delay < deadline else None
+
+
+class RewardClient(_Base):
+    """Blocking client. Thread-safe; reuse one per process.
+
+    Example::
+
+        client = RewardClient("127.0.0.1:50051", timeout_s=10)
+        client.score(["text one", "text two"], model="toxicity").scores[1].probabilities
+    """
+
+    def __init__(self, target: str, *, timeout_s: float = 30.0, retry: RetryPolicy = RetryPolicy()):
+        super().__init__(timeout_s, retry)
+        self._channel = grpc.insecure_channel(target)
+        self._stub = reward_pb2_grpc.RewardServiceStub(self._channel)
+
+    def _call(self, method: str, request, timeout_s: float | None):
+        deadline = time.monotonic() + (timeout_s or self.timeout_s)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return getattr(self._stub, method)(request, timeout=max(deadline - time.monotonic(), 0.0))
+            except grpc.RpcError as e:
+                delay = self._should_retry(e, attempt, deadline)
+                if delay is None:
+                    raise RewardServiceError(e.code(), e.details()) from None
+                time.sleep(delay)
+
+    def score(self, items: Iterable[Any], *, model: str = "", truncation: Truncation | str | None = None,
+              normalize: bool = False, request_id: str = "", timeout_s: float | None = None) -> ScoreResult:
+        """Score items; see :func:`score_request` for the item forms."""
+        req = score_request(items, model=model, truncation=truncation, normalize=normalize, request_id=request_id)
+        return types.score_result_from_pb(self._call("Score", types.score_request_to_pb(req), timeout_s))
+
+    def compare(self, prompt: str, pairs: Sequence[tuple[str, str]], *, model: str = "",
+                truncation: Truncation | str | None = None, normalize: bool = False,
+                timeout_s: float | None = None) -> CompareResult:
+        """Compare pairs of responses to one prompt."""
+        req = types.CompareRequest(prompt, tuple(tuple(p) for p in pairs), _options(model, truncation, normalize))
+        return types.compare_result_from_pb(self._call("Compare", types.compare_request_to_pb(req), timeout_s))
+
+    def list_models(self, timeout_s: float | None = None) -> ModelList:
+        """The server's models and its default model."""
+        msg = self._call("ListModels", types.empty_list_models(), timeout_s)
+        return ModelList(tuple(types.model_info_from_pb(m) for m in msg.models), msg.default_model)
+
+    def get_model(self, name: str = "", timeout_s: float | None = None) -> ModelInfo:
+        """One model's info (empty name: the default model)."""
+        return types.model_info_from_pb(self._call("GetModel", types.get_model_request(name), timeout_s))
+
+    def close(self) -> None:
+        """Close the channel."""
+        self._channel.close()
+
+    def __enter__(self) -> RewardClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class AsyncRewardClient(_Base):
+    """asyncio client; same methods as :class:`RewardClient`, awaitable, plus ``score_stream``.
+
+    Example::
+
+        async with AsyncRewardClient("127.0.0.1:50051") as client:
+            results = await asyncio.gather(*(client.score([t]) for t in texts))
+    """
+
+    def __init__(self, target: str, *, timeout_s: float = 30.0, retry: RetryPolicy = RetryPolicy()):
+        super().__init__(timeout_s, retry)
+        self._channel = grpc.aio.insecure_channel(target)
+        self._stub = reward_pb2_grpc.RewardServiceStub(self._channel)
+
+    async def _call(self, method: str, request, timeout_s: float | None):
+        deadline = time.monotonic() + (timeout_s or self.timeout_s)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await getattr(self._stub, method)(request, timeout=max(deadline - time.monotonic(), 0.0))
+            except grpc.aio.AioRpcError as e:
+                delay = self._should_retry(e, attempt, deadline)
+                if delay is None:
+                    raise RewardServiceError(e.code(), e.details()) from None
+                await asyncio.sleep(delay)
+
+    async def score(self, items: Iterable[Any], *, model: str = "", truncation: Truncation | str | None = None,
+                    normalize: bool = False, request_id: str = "", timeout_s: float | None = None) -> ScoreResult:
+        """Score items; see :func:`score_request` for the item forms."""
+        req = score_request(items, model=model, truncation=truncation, normalize=normalize, request_id=request_id)
+        return types.score_result_from_pb(await self._call("Score", types.score_request_to_pb(req), timeout_s))
+
+    async def compare(self, prompt: str, pairs: Sequence[tuple[str, str]], *, model: str = "",
+                      truncation: Truncation | str | None = None, normalize: bool = False,
+                      timeout_s: float | None = None) -> CompareResult:
+        """Compare pairs of responses to one prompt."""
+        req = types.CompareRequest(prompt, tuple(tuple(p) for p in pairs), _options(model, truncation, normalize))
+        return types.compare_result_from_pb(await self._call("Compare", types.compare_request_to_pb(req), timeout_s))
+
+    async def list_models(self, timeout_s: float | None = None) -> ModelList:
+        """The server's models and its default model."""
+        msg = await self._call("ListModels", types.empty_list_models(), timeout_s)
+        return ModelList(tuple(types.model_info_from_pb(m) for m in msg.models), msg.default_model)
+
+    async def get_model(self, name: str = "", timeout_s: float | None = None) -> ModelInfo:
+        """One model's info (empty name: the default model)."""
+        return types.model_info_from_pb(await self._call("GetModel", types.get_model_request(name), timeout_s))
+
+    async def score_stream(self, requests: AsyncIterable[types.ScoreRequest] | Iterable[types.ScoreRequest],
+                           timeout_s: float | None = None) -> AsyncIterator[ScoreResult]:
+        """Stream requests; yield results as they complete (match them by ``request_id``). No retries."""
+
+        async def to_pb():
+            if isinstance(requests, AsyncIterable):
+                async for r in requests:
+                    yield types.score_request_to_pb(r)
+            else:
+                for r in requests:
+                    yield types.score_request_to_pb(r)
+
+        call = self._stub.ScoreStream(to_pb(), timeout=timeout_s or self.timeout_s)
+        try:
+            async for msg in call:
+                yield types.score_result_from_pb(msg)
+        except grpc.aio.AioRpcError as e:
+            raise RewardServiceError(e.code(), e.details()) from None
+
+    async def close(self) -> None:
+        """Close the channel."""
+        await self._channel.close()
+
+    async def __aenter__(self) -> AsyncRewardClient:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()

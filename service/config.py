@@ -1,0 +1,203 @@
+"""``ServiceConfig``: every setting of one ``rewardserve serve`` process, validated once.
+
+Values come from CLI flags, ``REWARDSERVE_*`` environment variables and an optional TOML or
+JSON file, in that order of precedence, through :meth:`ServiceConfig.from_sources`.
+
+Example::
+
+    config = ServiceConfig(models=(ModelSource("hh", "models/hh-onnx"),), port=0)
+    config = ServiceConfig.from_sources({"port": "50051"}, os.environ, "serve.toml")
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from rewardserve.enums import Precision, enum_values
+
+ENV_PREFIX = "REWARDSERVE_"
+
+
+class Provider(str, Enum):
+    """Where ONNX Runtime runs: ``auto`` picks CUDA when onnxruntime offers it, else CPU."""
+
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A served model: its name in requests and its ONNX bundle directory."""
+
+    name: str
+    path: str
+
+    @classmethod
+    def parse(cls, spec: str) -> ModelSource:
+        """Parse ``NAME=DIR`` (or a bare ``DIR``, named after its last path component)."""
+        name, sep, path = spec.partition("=")
+        if not sep:
+            name, path = Path(spec).name, spec
+        if not name or not path:
+            raise ValueError(f"models: expected NAME=DIR, got {spec!r}")
+        return cls(name.strip(), path.strip())
+
+
+def _opt(default: Any, help: str, parse=None):
+    """A config field with its help text (shared with the CLI) and its string parser."""
+    return field(default=default, metadata={"help": help, "parse": parse})
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected a boolean (true/false), got {value!r}")
+
+
+def _precision(value: Any) -> Precision | None:
+    if value is None or isinstance(value, Precision):
+        return value
+    return None if str(value) == "auto" else Precision(str(value))
+
+
+def _optional_port(value: Any) -> int | None:
+    if value is None or str(value).lower() in ("none", "off", ""):
+        return None
+    return int(value)
+
+
+def _models(value: Any) -> tuple[ModelSource, ...]:
+    if isinstance(value, Mapping):  # TOML/JSON table {name = "dir"}
+        return tuple(ModelSource(str(k), str(v)) for k, v in value.items())
+    if isinstance(value, str):  # env: "a=/x,b=/y"
+        value = [v for v in value.split(",") if v.strip()]
+    return tuple(v if isinstance(v, ModelSource) else ModelSource.parse(str(v)) for v in value)
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Settings of the reward server. The first model is the default one."""
+
+    models: tuple[ModelSource, ...] = _opt((), "served models as NAME=DIR (ONNX bundles); first is default", _models)
+    host: str = _opt("127.0.0.1", "gRPC bind address (loopback by default; 0.0.0.0 to expose)", str)
+    port: int = _opt(50051, "gRPC port (0: any free port)", int)
+    metrics_port: int | None = _opt(9400, "Prometheus /metrics port (0: any free port; off: none)", _optional_port)
+    max_batch_items: int = _opt(64, "most items in one ONNX Runtime batch", int)
+    max_batch_tokens: int = _opt(16384, "most padded tokens (items x longest) in one batch", int)
+    max_wait_ms: float = _opt(5.0, "longest an item waits for a batch to fill, in ms", float)
+    max_queue_items: int = _opt(4096, "items queued per model before RESOURCE_EXHAUSTED", int)
+    max_items_per_request: int = _opt(1024, "most items in one request", int)
+    request_timeout_s: float = _opt(60.0, "deadline of requests that carry none, in seconds", float)
+    precision: Precision | None = _opt(None, "ONNX variant: auto|fp32|fp16|int8", _precision)
+    provider: Provider = _opt(Provider.auto, "execution provider: auto|cpu|cuda", Provider)
+    intra_op_threads: int = _opt(0, "ONNX Runtime threads per inference (0: one per core)", int)
+    inference_workers: int = _opt(1, "batches of one model run concurrently", int)
+    tokenizer_workers: int = _opt(2, "threads that format and tokenize requests", int)
+    grace_period_s: float = _opt(10.0, "on SIGTERM, time to finish accepted requests, in seconds", float)
+    allow_failed_parity: bool = _opt(False, "serve variants whose export parity check failed", _bool)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):  # accept strings everywhere (env, files), store typed values
+            value = getattr(self, f.name)
+            try:
+                object.__setattr__(self, f.name, f.metadata["parse"](value) if value is not None else None)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"{f.name}: {e}") from e
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError stating the first rule that is broken."""
+        names = [m.name for m in self.models]
+        if not self.models:
+            raise ValueError("models must name at least one ONNX bundle (NAME=DIR)")
+        if len(set(names)) != len(names):
+            raise ValueError(f"model names must be unique, got {names}")
+        for port_name in ("port", "metrics_port"):
+            port = getattr(self, port_name)
+            if port is not None and not 0 <= port <= 65535:
+                raise ValueError(f"{port_name} must be in 0..65535, got {port}")
+        for name in ("max_batch_items", "max_batch_tokens", "max_queue_items", "max_items_per_request",
+                     "inference_workers", "tokenizer_workers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_items_per_request > self.max_queue_items:
+            raise ValueError(
+                f"max_items_per_request ({self.max_items_per_request}) must be <= max_queue_items "
+                f"({self.max_queue_items}), or a full request could never be queued"
+            )
+        if self.intra_op_threads < 0:
+            raise ValueError(f"intra_op_threads must be >= 0 (0: ONNX Runtime default), got {self.intra_op_threads}")
+        for name in ("max_wait_ms", "grace_period_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.request_timeout_s <= 0:
+            raise ValueError(f"request_timeout_s must be > 0, got {self.request_timeout_s}")
+
+    def check_max_length(self, model: str, max_length: int) -> None:
+        """Raise ValueError unless one model's longest input fits in a batch."""
+        if self.max_batch_tokens < max_length:
+            raise ValueError(
+                f"max_batch_tokens must be >= max_length of every model: {model} has max_length "
+                f"{max_length}, max_batch_tokens is {self.max_batch_tokens}"
+            )
+
+    @classmethod
+    def from_sources(
+        cls,
+        cli_args: Mapping[str, Any] | None = None,
+        env: Mapping[str, str] | None = None,
+        file: str | Path | None = None,
+    ) -> ServiceConfig:
+        """Merge defaults < config file < ``REWARDSERVE_*`` env < CLI values (None means unset)."""
+        known = {f.name for f in fields(cls)}
+        values: dict[str, Any] = {}
+        if file is not None:
+            values.update(_check_keys(load_file(file), known, str(file)))
+        for key, value in (env or {}).items():
+            if key.startswith(ENV_PREFIX) and key[len(ENV_PREFIX):].lower() in known:
+                values[key[len(ENV_PREFIX):].lower()] = value
+        values.update(_check_keys({k: v for k, v in (cli_args or {}).items() if v is not None}, known, "flags"))
+        return cls(**values)
+
+
+def load_file(path: str | Path) -> dict[str, Any]:
+    """Read a TOML (``.toml``) or JSON config file; keys may use - or _."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"config file {path}: not found")
+    try:
+        if path.suffix == ".toml":
+            import tomllib  # Python 3.11+; on 3.10 use a JSON file
+
+            data = tomllib.loads(path.read_text())
+        else:
+            data = json.loads(path.read_text())
+    except (ValueError, ImportError) as e:  # TOMLDecodeError and JSONDecodeError are ValueErrors
+        raise ValueError(f"config file {path}: {e}") from e
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path}: must hold a table/object of settings")
+    return {k.replace("-", "_"): v for k, v in data.items()}
+
+
+def _check_keys(values: Mapping[str, Any], known: set[str], source: str) -> Mapping[str, Any]:
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{source}: unknown setting {unknown[0]!r} (known: {sorted(known)})")
+    return values
+
+
+PRECISION_CHOICES = ["auto", *enum_values(Precision)]

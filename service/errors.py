@@ -1,0 +1,126 @@
+"""Domain errors of the service and the ONE place that maps them to gRPC status codes.
+
+Code below the servicer raises these plain exceptions; :func:`grpc_errors` wraps every
+servicer method, turns an exception into a status (INTERNAL with a generic message and a
+logged traceback for anything unexpected) and counts the request by status code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+import time
+from collections.abc import Callable
+
+import grpc
+
+logger = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    """Base class: an error with a message fit to send to the client."""
+
+    code = grpc.StatusCode.INTERNAL
+
+
+class InvalidArgument(ServiceError, ValueError):
+    """Bad input; the message names the field and item index (``items[3].text: empty``)."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class ModelNotFound(ServiceError):
+    """The request names a model the server does not hold."""
+
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class QueueFull(ServiceError):
+    """The model's bounded queue cannot take the request's items now (backpressure)."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class DeadlineExpired(ServiceError):
+    """The request's deadline passed before its items were scored; they were not run."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class Unavailable(ServiceError):
+    """The server is loading models or draining; retry elsewhere or later."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+GENERIC_INTERNAL = "internal error (see server log)"
+
+
+def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    """Return the status code and client-facing message for an exception."""
+    if isinstance(exc, ServiceError):
+        return exc.code, str(exc)
+    if isinstance(exc, asyncio.CancelledError):
+        return grpc.StatusCode.CANCELLED, "cancelled"
+    return grpc.StatusCode.INTERNAL, GENERIC_INTERNAL
+
+
+def grpc_errors(method: str, model_of: Callable[[object, object], str] | None = None):
+    """Decorate a servicer method: map exceptions to statuses and record request metrics.
+
+    ``model_of(servicer, request)`` names the model for the metric label (unary methods); the
+    servicer instance must have ``metrics`` (a :class:`service.metrics.ServiceMetrics`).
+    """
+
+    def decorate(fn):
+        def finish(self, context, model: str, start: float, exc: BaseException | None):
+            code = grpc.StatusCode.OK if exc is None else status_for(exc)[0]
+            if exc is not None and code is grpc.StatusCode.INTERNAL:
+                logger.error("%s failed", method, exc_info=exc)
+            self.metrics.observe_request(method, model, code.name, time.perf_counter() - start)
+            return code
+
+        if inspect.isasyncgenfunction(fn):
+
+            @functools.wraps(fn)
+            async def stream_wrapper(self, request_iterator, context):
+                start, exc = time.perf_counter(), None
+                self.metrics.in_flight.labels(method).inc()
+                try:
+                    async for response in fn(self, request_iterator, context):
+                        yield response
+                except (Exception, asyncio.CancelledError) as e:
+                    exc = e
+                finally:
+                    self.metrics.in_flight.labels(method).dec()
+                    code = finish(self, context, "", start, exc)
+                if exc is not None:
+                    await _abort(context, exc, code)
+
+            return stream_wrapper
+
+        @functools.wraps(fn)
+        async def unary_wrapper(self, request, context):
+            start, exc = time.perf_counter(), None
+            model = model_of(self, request) if model_of else ""
+            self.metrics.in_flight.labels(method).inc()
+            try:
+                return await fn(self, request, context)
+            except (Exception, asyncio.CancelledError) as e:
+                exc = e
+            finally:
+                self.metrics.in_flight.labels(method).dec()
+                code = finish(self, context, model, start, exc)
+            await _abort(context, exc, code)
+
+        return unary_wrapper
+
+    return decorate
+
+
+async def _abort(context, exc: BaseException, code: grpc.StatusCode) -> None:
+    if isinstance(exc, asyncio.CancelledError):
+        raise exc  # the client went away: nobody to answer
+    await context.abort(code, status_for(exc)[1])

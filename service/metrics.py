@@ -1,0 +1,73 @@
+"""Prometheus metrics of one server, in its own registry (tests may run several servers).
+
+Example::
+
+    metrics = ServiceMetrics()
+    metrics.observe_batch("hh", items=8, real_tokens=700, padded_tokens=800, seconds=0.01)
+    http_server = metrics.serve_http(9400, "127.0.0.1")
+"""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
+
+logger = logging.getLogger(__name__)
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+TOKEN_BUCKETS = (64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
+FRACTION_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
+
+
+class ServiceMetrics:
+    """Every metric family the service exports (names start with ``rewardserve_``)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("rewardserve_requests", "RPCs by method, model and status code",
+                                ["method", "model", "code"], registry=r)
+        self.request_latency = Histogram("rewardserve_request_latency_seconds", "end-to-end RPC latency",
+                                         ["method"], buckets=LATENCY_BUCKETS, registry=r)
+        self.items = Counter("rewardserve_items", "items scored", ["model"], registry=r)
+        self.tokens = Counter("rewardserve_tokens", "real (unpadded) tokens scored", ["model"], registry=r)
+        self.dropped = Counter("rewardserve_items_dropped", "queued items not run, by reason",
+                               ["model", "reason"], registry=r)
+        self.queue_wait = Histogram("rewardserve_queue_wait_seconds", "time an item waits before its batch runs",
+                                    ["model"], buckets=LATENCY_BUCKETS, registry=r)
+        self.inference = Histogram("rewardserve_inference_seconds", "ONNX Runtime time per batch",
+                                   ["model"], buckets=LATENCY_BUCKETS, registry=r)
+        self.batch_size = Histogram("rewardserve_batch_size", "items per batch", ["model"],
+                                    buckets=SIZE_BUCKETS, registry=r)
+        self.batch_tokens = Histogram("rewardserve_batch_padded_tokens", "padded tokens per batch", ["model"],
+                                      buckets=TOKEN_BUCKETS, registry=r)
+        self.padding_efficiency = Histogram("rewardserve_padding_efficiency", "real / padded tokens per batch",
+                                            ["model"], buckets=FRACTION_BUCKETS, registry=r)
+        self.queue_depth = Gauge("rewardserve_queue_depth", "items waiting in the model's queue", ["model"],
+                                 registry=r)
+        self.in_flight = Gauge("rewardserve_in_flight_requests", "RPCs being handled", ["method"], registry=r)
+        self.batches_in_flight = Gauge("rewardserve_batches_in_flight", "batches running in ONNX Runtime",
+                                       ["model"], registry=r)
+        self.model_info = Info("rewardserve_model", "served models", ["model"], registry=r)
+
+    def observe_request(self, method: str, model: str, code: str, seconds: float) -> None:
+        """Count one finished RPC and its latency."""
+        self.requests.labels(method, model, code).inc()
+        self.request_latency.labels(method).observe(seconds)
+
+    def observe_batch(self, model: str, items: int, real_tokens: int, padded_tokens: int, seconds: float) -> None:
+        """Record one batch that ran."""
+        self.items.labels(model).inc(items)
+        self.tokens.labels(model).inc(real_tokens)
+        self.batch_size.labels(model).observe(items)
+        self.batch_tokens.labels(model).observe(padded_tokens)
+        self.padding_efficiency.labels(model).observe(real_tokens / padded_tokens if padded_tokens else 1.0)
+        self.inference.labels(model).observe(seconds)
+
+    def serve_http(self, port: int, host: str):
+        """Start the ``/metrics`` HTTP server in a daemon thread; return it (``.server_port``)."""
+        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        logger.info("metrics on http://%s:%d/metrics", host, server.server_port)
+        return server

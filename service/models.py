@@ -1,0 +1,212 @@
+"""Served models: an ONNX bundle loaded with its tokenizer, runner and batcher, and the registry.
+
+Loading goes through ``reward.json`` (:class:`RewardSpec`) and ``manifest.json``
+(:class:`Manifest`) only, and refuses variants whose parity check failed unless allowed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from rewardserve.bundle import BundleError, RewardSpec
+from rewardserve.enums import Precision, Truncation
+from rewardserve.formatting import FormatError, Item, format_item
+from rewardserve.manifest import MANIFEST_FILE, Manifest, VariantInfo
+from service.batcher import Batcher
+from service.config import ModelSource, Provider, ServiceConfig
+from service.errors import DeadlineExpired, InvalidArgument, ModelNotFound
+from service.metrics import ServiceMetrics
+from service.postprocess import to_scores
+from service.runner import OnnxRunner, resolve_provider
+from service.tokenize import Encoded, TextEncoder, TooLong
+from service.types import ItemScore, ModelInfo, ScoreOptions
+
+logger = logging.getLogger(__name__)
+
+TOKENIZER_FILE = "tokenizer.json"
+# Variant preference when no precision is asked for: fast first, exact as the fallback.
+PREFERENCE = {
+    Provider.cuda: (Precision.fp16, Precision.fp32, Precision.int8),
+    Provider.cpu: (Precision.int8, Precision.fp32, Precision.fp16),
+}
+
+
+def choose_variant(
+    manifest: Manifest, provider: Provider, precision: Precision | None, allow_failed_parity: bool
+) -> VariantInfo:
+    """Pick the variant to serve; raise BundleError if it is missing or failed parity."""
+    where = Path(manifest.directory) / MANIFEST_FILE
+    if precision is not None:
+        v = manifest.variant(precision)
+        if not v.passed and not allow_failed_parity:
+            raise BundleError(
+                f"{where}: the {v.precision.value} variant failed its parity check ({v.failure or 'no reason given'}); "
+                "choose another precision or set allow_failed_parity"
+            )
+        return v
+    candidates = [manifest.variants[p.value] for p in PREFERENCE[provider] if p.value in manifest.variants]
+    for v in candidates:
+        if v.passed or allow_failed_parity:
+            return v
+    failures = {v.precision.value: v.failure for v in candidates}
+    raise BundleError(f"{where}: no variant passed its parity check ({failures or 'no variants'})")
+
+
+class ScoringModel:
+    """One served model: formats, tokenizes, batches, runs and post-processes its items.
+
+    Example::
+
+        model = ScoringModel.load(ModelSource("hh", "models/hh-onnx"), config, metrics, pool)
+        model.start()
+        scores = await model.score([PairItem("Hi", "Hello!")], ScoreOptions(), deadline)
+    """
+
+    def __init__(self, name: str, spec: RewardSpec, variant: VariantInfo, encoder: TextEncoder,
+                 runner: OnnxRunner, batcher: Batcher, prep_pool: ThreadPoolExecutor):
+        self.name = name
+        self.spec = spec
+        self.variant = variant
+        self.encoder = encoder
+        self.runner = runner
+        self.batcher = batcher
+        self._prep_pool = prep_pool
+
+    @classmethod
+    def load(cls, source: ModelSource, config: ServiceConfig, metrics: ServiceMetrics,
+             prep_pool: ThreadPoolExecutor) -> ScoringModel:
+        """Load an ONNX bundle (blocking); errors name the file and the problem."""
+        directory = Path(source.path)
+        if not directory.is_dir():
+            raise BundleError(f"model {source.name}: {directory} is not a directory")
+        spec = RewardSpec.load(directory)
+        manifest = Manifest.load(directory)
+        config.check_max_length(source.name, spec.max_length)
+        provider = resolve_provider(config.provider)
+        variant = choose_variant(manifest, provider, config.precision, config.allow_failed_parity)
+        encoder = TextEncoder.from_file(directory / TOKENIZER_FILE, spec.max_length)
+        runner = OnnxRunner(variant.path(directory), provider, manifest.pad_token_id, config.intra_op_threads)
+        batcher = Batcher(
+            source.name, runner.run, metrics, max_batch_items=config.max_batch_items,
+            max_batch_tokens=config.max_batch_tokens, max_wait_ms=config.max_wait_ms,
+            max_queue_items=config.max_queue_items, workers=config.inference_workers,
+        )
+        model = cls(source.name, spec, variant, encoder, runner, batcher, prep_pool)
+        metrics.model_info.labels(source.name).info(
+            {"path": str(directory), "precision": variant.precision.value, "provider": runner.provider,
+             "kind": spec.kind.value, "max_length": str(spec.max_length), "parity_passed": str(variant.passed)}
+        )
+        logger.info("model %s: %s %s on %s", source.name, spec.kind.value, variant.file, runner.provider)
+        return model
+
+    @property
+    def info(self) -> ModelInfo:
+        """What the model is and how it runs."""
+        n = self.spec.normalization
+        return ModelInfo(
+            name=self.name, kind=self.spec.kind.value, labels=tuple(self.spec.labels),
+            reward_label=self.spec.reward_label, reward_index=self.spec.reward_index,
+            max_length=self.spec.max_length, truncation_side=self.spec.truncation_side.value,
+            text_format=self.spec.text_format.value, precision=self.variant.precision.value,
+            execution_provider=self.runner.provider, parity_passed=self.variant.passed,
+            normalization=None if n is None else (n.mean, n.std), model_type=self.spec.model_type,
+        )
+
+    def warm_up(self) -> None:
+        """Run a short and a longest-possible batch (blocking) so the first request is not slow."""
+        long_text = "warm up " * self.spec.max_length
+        for texts in (["warm up"], [long_text, "warm up"]):
+            self.runner.run(self.encoder.encode_batch(texts, Truncation.right))
+
+    def prepare(self, items: Sequence[Item], truncation: Truncation,
+                name_of: Callable[[int], str] = "items[{}]".format) -> list[Encoded]:
+        """Format and tokenize items (blocking); bad input raises InvalidArgument naming the item."""
+        texts = []
+        for i, item in enumerate(items):
+            try:
+                texts.append(format_item(self.spec, item))
+            except FormatError as e:
+                raise InvalidArgument(f"{name_of(i)}: {e}") from e
+        try:
+            return self.encoder.encode_batch(texts, truncation)
+        except TooLong as e:
+            raise InvalidArgument(f"{name_of(e.index)}: {e}") from e
+
+    async def score(self, items: Sequence[Item], options: ScoreOptions, deadline: float,
+                    name_of: Callable[[int], str] = "items[{}]".format) -> list[ItemScore]:
+        """Score items; ``deadline`` is a ``time.monotonic()`` time."""
+        truncation = options.truncation or self.spec.truncation_side
+        loop = asyncio.get_running_loop()
+        encoded = await loop.run_in_executor(self._prep_pool, self.prepare, items, truncation, name_of)
+        futures = self.batcher.submit(encoded, deadline)
+        try:
+            rows = await asyncio.wait_for(asyncio.gather(*futures), max(deadline - time.monotonic(), 0.0))
+        except TimeoutError as e:
+            raise DeadlineExpired(f"deadline passed before {len(items)} items were scored") from e
+        return to_scores(np.stack(rows), encoded, self.spec, options.normalize)
+
+
+class ModelRegistry:
+    """The server's models by name; the first one is the default.
+
+    Example::
+
+        registry = ModelRegistry.load(config, metrics)   # blocking: loads and warms up
+        registry.start()                                 # in the event loop
+        registry.get("")                                 # the default model
+    """
+
+    def __init__(self, models: dict[str, ScoringModel], prep_pool: ThreadPoolExecutor):
+        self.models = models
+        self.default = next(iter(models))
+        self._prep_pool = prep_pool
+
+    @classmethod
+    def load(cls, config: ServiceConfig, metrics: ServiceMetrics, warm_up: bool = True) -> ModelRegistry:
+        """Load (and warm up) every configured model; blocking."""
+        pool = ThreadPoolExecutor(config.tokenizer_workers, thread_name_prefix="prepare")
+        models = {}
+        try:
+            for source in config.models:
+                model = ScoringModel.load(source, config, metrics, pool)
+                if warm_up:
+                    model.warm_up()
+                models[source.name] = model
+        except BaseException:
+            pool.shutdown(wait=False)
+            raise
+        return cls(models, pool)
+
+    def get(self, name: str) -> ScoringModel:
+        """Return the named model (empty name: the default); unknown raises ModelNotFound."""
+        model = self.models.get(name or self.default)
+        if model is None:
+            raise ModelNotFound(f"model {name!r} not found (serving {sorted(self.models)})")
+        return model
+
+    def label(self, name: str) -> str:
+        """The metric label for a requested model name (bounded: unknown names share one)."""
+        name = name or self.default
+        return name if name in self.models else "unknown"
+
+    def infos(self) -> list[ModelInfo]:
+        """Every model's info, default first."""
+        return [m.info for m in self.models.values()]
+
+    def start(self) -> None:
+        """Start every batcher (in the event loop)."""
+        for m in self.models.values():
+            m.batcher.start()
+
+    async def stop(self) -> None:
+        """Run every accepted item, then stop the batchers and the preparation threads."""
+        await asyncio.gather(*(m.batcher.stop() for m in self.models.values()))
+        self._prep_pool.shutdown(wait=True)
+

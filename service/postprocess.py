@@ -1,0 +1,49 @@
+"""Logits -> probabilities and rewards, vectorised over the items of one request."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from rewardserve.bundle import RewardSpec
+from service.tokenize import Encoded
+from service.types import ItemScore
+
+
+def probabilities(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis; sigmoid when there is a single logit. Stable for large values."""
+    logits = np.asarray(logits, np.float64)
+    if logits.shape[-1] == 1:
+        # sigmoid via tanh cannot overflow, unlike 1 / (1 + exp(-x)) for very negative x
+        return 0.5 * (1.0 + np.tanh(0.5 * logits))
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def sigmoid(x: float) -> float:
+    """Logistic function of a scalar, overflow-free."""
+    return float(0.5 * (1.0 + np.tanh(0.5 * x)))
+
+
+def rewards(logits: np.ndarray, spec: RewardSpec, normalize: bool) -> np.ndarray:
+    """The reward of each row: the reward label's logit, standardised if asked."""
+    raw = np.asarray(logits, np.float64)[:, spec.reward_index]
+    return spec.normalize(raw) if normalize else raw  # the contract's one definition
+
+
+def to_scores(logits: np.ndarray, encoded: Sequence[Encoded], spec: RewardSpec, normalize: bool) -> list[ItemScore]:
+    """Build one ItemScore per row of ``logits`` (rows in the order of ``encoded``)."""
+    probs = probabilities(logits)
+    rew = rewards(logits, spec, normalize)
+    return [
+        ItemScore(
+            logits=tuple(float(x) for x in logits[i]),
+            probabilities=tuple(float(x) for x in probs[i]),
+            reward=float(rew[i]),
+            num_tokens=e.num_tokens,
+            truncated=e.truncated,
+        )
+        for i, e in enumerate(encoded)
+    ]

@@ -1,0 +1,128 @@
+"""The gRPC server: RewardService, standard health and reflection, metrics, graceful shutdown.
+
+The port opens at once with health NOT_SERVING (RPCs answer UNAVAILABLE); models load and
+warm up in a thread, then health turns SERVING. On SIGTERM or SIGINT: health NOT_SERVING,
+no new RPCs, accepted ones finish within ``grace_period_s``, exit code 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from rewardserve.v1 import reward_pb2, reward_pb2_grpc
+from service.config import ServiceConfig
+from service.metrics import ServiceMetrics
+from service.models import ModelRegistry
+from service.servicer import RewardServicer
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME = reward_pb2.DESCRIPTOR.services_by_name["RewardService"].full_name
+Loader = Callable[[ServiceConfig, ServiceMetrics], ModelRegistry]
+
+
+class RewardServer:
+    """One server process's gRPC server, models and metrics endpoint.
+
+    Example::
+
+        server = RewardServer(ServiceConfig(models=(ModelSource("hh", "models/hh-onnx"),), port=0))
+        await server.start()        # listening; models load in the background
+        await server.wait_ready()   # loaded and warm: health SERVING
+        print(server.port, server.metrics_port)
+        await server.stop()
+    """
+
+    def __init__(self, config: ServiceConfig, metrics: ServiceMetrics | None = None,
+                 loader: Loader = ModelRegistry.load):
+        self.config = config
+        self.metrics = metrics or ServiceMetrics()
+        self._loader = loader  # replaceable, e.g. to build default models before loading them
+        self.servicer = RewardServicer(config, self.metrics)
+        self.health = health.aio.HealthServicer()
+        self._server: grpc.aio.Server | None = None
+        self._metrics_http = None
+        self._loading: asyncio.Task | None = None
+        self.port: int | None = None
+        self.metrics_port: int | None = None
+
+    async def start(self) -> None:
+        """Listen on the gRPC and metrics ports and start loading the models."""
+        server = grpc.aio.server()
+        reward_pb2_grpc.add_RewardServiceServicer_to_server(self.servicer, server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        address = f"{self.config.host}:{self.config.port}"
+        self.port = server.add_insecure_port(address)
+        if not self.port:
+            raise OSError(f"cannot listen on {address}")
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        await server.start()
+        self._server = server
+        if self.config.metrics_port is not None:
+            self._metrics_http = self.metrics.serve_http(self.config.metrics_port, self.config.host)
+            self.metrics_port = self._metrics_http.server_port
+        logger.info("listening on %s:%d; loading %d models", self.config.host, self.port, len(self.config.models))
+        self._loading = asyncio.create_task(self._load())
+
+    async def _load(self) -> None:
+        registry = await asyncio.to_thread(self._loader, self.config, self.metrics)
+        registry.start()
+        self.servicer.registry = registry
+        await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        logger.info("serving %s (default %s)", sorted(registry.models), registry.default)
+
+    async def wait_ready(self) -> None:
+        """Wait until every model is loaded and warm; re-raise a loading error."""
+        await asyncio.shield(self._loading)
+
+    async def _set_health(self, status) -> None:
+        for name in ("", SERVICE_NAME):  # "" is the whole server
+            await self.health.set(name, status)
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Turn health NOT_SERVING, refuse new RPCs, let accepted ones finish, stop everything."""
+        grace_s = self.config.grace_period_s if grace_s is None else grace_s
+        await self.health.enter_graceful_shutdown()
+        self.servicer.draining = True  # stream messages and late RPCs: UNAVAILABLE, retry elsewhere
+        if self._server is not None:
+            await self._server.stop(grace_s)  # new RPCs are refused; in-flight ones get grace_s
+        if self._loading is not None and not self._loading.done():
+            self._loading.cancel()
+        if self.servicer.registry is not None:
+            await self.servicer.registry.stop()
+        if self._metrics_http is not None:
+            self._metrics_http.shutdown()
+            self._metrics_http.server_close()
+        logger.info("server stopped")
+
+
+async def run_server(config: ServiceConfig, loader: Loader = ModelRegistry.load) -> int:
+    """Serve until SIGTERM or SIGINT; return the process exit code."""
+    server = RewardServer(config, loader=loader)
+    await server.start()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({stopping, server._loading}, return_when=asyncio.FIRST_COMPLETED)
+    if server._loading.done() and server._loading.exception() is not None:
+        await server.stop(0)
+        raise server._loading.exception()
+    await stopping
+    logger.info("signal received: draining for up to %.1fs", config.grace_period_s)
+    await server.stop()
+    return 0
+
+
+def serve(config: ServiceConfig) -> int:
+    """Run the server in a fresh event loop (blocking); return the exit code."""
+    return asyncio.run(run_server(config))

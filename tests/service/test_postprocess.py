@@ -1,0 +1,39 @@
+"""Logits -> probabilities and rewards."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from rewardserve.bundle import Normalization, RewardSpec
+from rewardserve.enums import ModelKind
+from service.postprocess import probabilities, rewards, sigmoid, to_scores
+from service.tokenize import Encoded
+
+finite = st.floats(-1e4, 1e4, width=32)
+
+
+@given(arrays(np.float32, st.tuples(st.integers(1, 5), st.integers(2, 4)), elements=finite))
+def test_softmax_is_a_distribution_even_for_extreme_logits(logits):
+    p = probabilities(logits)
+    assert np.all(np.isfinite(p)) and np.allclose(p.sum(-1), 1.0)
+    assert np.array_equal(p.argmax(-1), logits.argmax(-1)) or np.any(np.isclose(p.max(-1), p.min(-1)))
+
+
+def test_single_logit_uses_sigmoid():
+    p = probabilities(np.array([[0.0], [2.0], [-1e4]], np.float32))
+    assert np.allclose(p[:, 0], [0.5, 1 / (1 + np.exp(-2.0)), 0.0])
+    assert sigmoid(0.0) == 0.5
+
+
+def test_reward_index_and_normalisation():
+    spec = RewardSpec(kind=ModelKind.classifier, id2label={0: "toxic", 1: "ok"}, reward_label="ok", max_length=8,
+                      normalization=Normalization(1.0, 4.0))
+    logits = np.array([[0.0, 3.0], [1.0, -5.0]], np.float32)
+    assert np.allclose(rewards(logits, spec, normalize=False), [3.0, -5.0])
+    assert np.allclose(rewards(logits, spec, normalize=True), [0.5, -1.5])
+    enc = [Encoded(np.arange(n), np.zeros(n, np.int64), n == 8) for n in (3, 8)]
+    s = to_scores(logits, enc, spec, normalize=True)
+    assert (s[0].num_tokens, s[1].truncated, s[1].reward) == (3, True, -1.5)
