@@ -138,8 +138,11 @@ def _build_one(m: DefaultModel, recipe: str, target: Path, step: int) -> None:
     manifest = export_bundle(ExportConfig(bundle=bundle, out=target, precisions=tuple(precisions),
                                           texts_file=texts, max_texts=128, overwrite=True))
     failed = failures(manifest)
-    if failed:
-        raise RuntimeError(f"{m.name}: parity failed: {failed}")
+    if Precision.fp32.value in failed:
+        raise RuntimeError(f"{m.name}: parity failed: {failed[Precision.fp32.value]}")
+    for message in failed.values():
+        # The server never picks a failed variant on its own; it serves the next one that passed.
+        logger.warning("%s: %s; that variant is marked failed and will not be served", m.name, message)
 
 
 def _cuda_available() -> bool:

@@ -63,15 +63,36 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 # ------------------------------------------------------------------ serve
 def _serve(args: argparse.Namespace) -> int:
-    from rewardserve.cli import CLIError
     from service.config import ServiceConfig
     from service.server import serve
 
     if not _has_models(args):
-        # Hook: building the default models on first run goes here; for now a model is required.
-        raise CLIError("--model NAME=DIR is required (or REWARDSERVE_MODELS, or models in --config)")
+        args.models = [f"{name}={path}" for name, path in _default_models().items()]
     values = {f.name: getattr(args, f.name) for f in fields(ServiceConfig)}
     return serve(ServiceConfig.from_sources(values, os.environ, args.config))
+
+
+def _default_models() -> dict[str, Path]:
+    """The default models (hh first: the default), built on first run in a child process.
+
+    Building needs torch; doing it in a child keeps this server process torch-free.
+    """
+    import subprocess
+
+    from rewardserve import defaults
+    from rewardserve.cli import CLIError
+
+    recipe = os.environ.get("REWARDSERVE_RECIPE", "quick")
+    found = defaults.cached(recipe)
+    if found is None:
+        print(f"rewardserve serve: no --model given; building the default models ({recipe} recipe) "
+              f"into {defaults.home()} - this happens once", file=sys.stderr)
+        proc = subprocess.run([sys.executable, "-m", "rewardserve.defaults", "--recipe", recipe],
+                              stdout=subprocess.PIPE, text=True, check=False)
+        found = defaults.cached(recipe)
+        if proc.returncode != 0 or found is None:
+            raise CLIError(f"building the default models failed (exit {proc.returncode}; see the log above)")
+    return dict(sorted(found.items(), key=lambda kv: kv[0] != defaults.DEFAULT_MODEL))
 
 
 def _has_models(args: argparse.Namespace) -> bool:

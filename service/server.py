@@ -78,6 +78,7 @@ class RewardServer:
         self.servicer.registry = registry
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         logger.info("serving %s (default %s)", sorted(registry.models), registry.default)
+        logger.info("%s", usage_hint(self.config.host, self.port, self.metrics_port, registry.default))
 
     async def wait_ready(self) -> None:
         """Wait until every model is loaded and warm; re-raise a loading error."""
@@ -102,6 +103,23 @@ class RewardServer:
             self._metrics_http.shutdown()
             self._metrics_http.server_close()
         logger.info("server stopped")
+
+
+def usage_hint(host: str, port: int, metrics_port: int | None, model: str) -> str:
+    """How to call this server: a grpcurl line and a Python snippet."""
+    target = f"{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{port}"
+    item = '{"pair": {"prompt": "\\n\\nHuman: How do I make friends?", "response": "\\n\\nAssistant: Join a club."}}'
+    lines = [
+        "ready. Try:",
+        f"  grpcurl -plaintext -d '{{\"items\": [{item}], \"options\": {{\"model\": \"{model}\"}}}}' "
+        f"{target} rewardserve.v1.RewardService/Score",
+        f"  grpcurl -plaintext {target} grpc.health.v1.Health/Check",
+        f"  python -c \"from service.client import RewardClient; c = RewardClient('{target}'); "
+        f"print(c.score([('\\n\\nHuman: hi', '\\n\\nAssistant: hello!')], model='{model}'))\"",
+    ]
+    if metrics_port:
+        lines.append(f"  curl -s http://{target.rsplit(':', 1)[0]}:{metrics_port}/metrics | grep rewardserve_")
+    return "\n".join(lines)
 
 
 async def run_server(config: ServiceConfig, loader: Loader = ModelRegistry.load) -> int:
