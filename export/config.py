@@ -12,11 +12,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
 from rewardserve.enums import Precision, enum_values
 
 MIN_OPSET = 17  # LayerNormalization is one op from opset 17 on
+
+
+class Int8Method(str, Enum):
+    """How the int8 variant is quantized."""
+
+    blockwise = "blockwise"  # MatMulNBits: 8-bit weights per block, int8 compute (accuracy level 4)
+    dynamic = "dynamic"  # quantize_dynamic: per-channel weights, per-tensor dynamic activations
+
+    def __str__(self) -> str:
+        return self.value
 
 
 def _help(text: str, default=None, default_factory=None):
@@ -80,8 +91,11 @@ class ExportConfig:
     max_texts: int = _help("at most this many parity texts (pairs count twice)", 64)
     parity_batch_size: int = _help("batch size of the batched parity runs (batch 1 always runs too)", 8)
     tolerances: Tolerances = _help("parity gates", default_factory=Tolerances)
-    int8_per_channel: bool = _help("int8: per-channel weight scales", True)
-    int8_reduce_range: bool = _help("int8: 7-bit weights, avoids VNNI-less saturation on old CPUs", False)
+    int8_method: Int8Method = _help("int8: blockwise (MatMulNBits, default) or dynamic (quantize_dynamic)",
+                                    Int8Method.blockwise)
+    int8_block_size: int = _help("int8 blockwise: weights per scale along K (power of two >= 16)", 32)
+    int8_per_channel: bool = _help("int8 dynamic: per-channel weight scales", True)
+    int8_reduce_range: bool = _help("int8 dynamic: 7-bit weights, avoids VNNI-less saturation on old CPUs", False)
     throughput: bool = _help("measure sequences/s and tokens/s of each variant on this machine", True)
     bench_batch_size: int = _help("throughput batch size", 8)
     bench_seq_len: int = _help("throughput sequence length (capped at the model's max_length)", 128)
@@ -99,6 +113,10 @@ class ExportConfig:
         except ValueError as e:
             raise ValueError(f"precisions must be among {enum_values(Precision)}: {e}") from e
         object.__setattr__(self, "precisions", precisions)
+        try:
+            object.__setattr__(self, "int8_method", Int8Method(self.int8_method))
+        except ValueError as e:
+            raise ValueError(f"int8_method must be one of {enum_values(Int8Method)}, got {self.int8_method!r}") from e
         self.validate()
 
     def validate(self) -> None:
@@ -107,6 +125,9 @@ class ExportConfig:
             raise ValueError("precisions must name at least one variant")
         if self.bundle.resolve() == self.out.resolve():
             raise ValueError("out must differ from bundle")
+        b = self.int8_block_size
+        if b < 16 or b & (b - 1):
+            raise ValueError(f"int8_block_size must be a power of two >= 16, got {b}")
         if self.opset < MIN_OPSET:
             raise ValueError(f"opset must be >= {MIN_OPSET} (LayerNorm as one op), got {self.opset}")
         if self.max_texts < 2:

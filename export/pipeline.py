@@ -20,7 +20,7 @@ from export.config import ExportConfig
 from export.onnx_export import SourceModel, export_onnx, load_source, save_tokenizer
 from export.optimize import heads_and_hidden, optimize_onnx
 from export.parity import build_runs, compare, gate, onnx_logits, torch_logits
-from export.precision import PROVIDERS, make_variant
+from export.precision import PROVIDERS, make_variant, variant_method
 from export.texts import load_texts
 from export.throughput import measure_file, synthetic_feeds
 from rewardserve.bundle import REWARD_FILE
@@ -87,7 +87,7 @@ def _build(config: ExportConfig, work: Path) -> Manifest:
     logger.info("[3/%d] writing variants %s", steps, [p.value for p in config.precisions])
     files = {}
     for p in config.precisions:
-        files[p] = make_variant(p, optimized, work / variant_file(p), config.int8_per_channel, config.int8_reduce_range)
+        files[p] = make_variant(p, optimized, work / variant_file(p), config)
         logger.info("  %s -> %s (%.1f MB)", p.value, files[p].name, files[p].stat().st_size / 1e6)
     optimized.unlink()
     save_tokenizer(source, work)
@@ -112,7 +112,7 @@ def _build(config: ExportConfig, work: Path) -> Manifest:
             precision=p, file=path.name, opset=config.opset, inputs=inputs, outputs=outputs,
             providers=PROVIDERS[p], sha256=file_sha256(path), passed=not failure[p],
             fusions=fusions if config.optimize else {}, parity=parity[p], throughput=throughput.get(p, {}),
-            failure=failure[p],
+            failure=failure[p], method=variant_method(p, config),
         )
         for p, path in files.items()
     }

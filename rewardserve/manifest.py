@@ -41,6 +41,7 @@ class VariantInfo:
     parity: dict[str, Any] = field(default_factory=dict)
     throughput: dict[str, Any] = field(default_factory=dict)
     failure: str = ""  # why parity failed, naming the metric and value
+    method: str = ""  # how the variant was made, e.g. "int8 blockwise MatMulNBits, block 32"
 
     def path(self, directory: str | Path) -> Path:
         """Return the ONNX file's path inside the bundle directory."""

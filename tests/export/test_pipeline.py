@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import pytest
 
-from export.config import ExportConfig
+from export.config import ExportConfig, Tolerances
 from export.pipeline import REFERENCE_FILE, export_bundle, failures, file_sha256
 from rewardserve.enums import Precision
 from rewardserve.manifest import Manifest
@@ -104,8 +104,25 @@ def test_fp16_keeps_fp32_io_and_int8_is_quantized(exported):
     assert fp16.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert all(i.type.tensor_type.elem_type == onnx.TensorProto.INT64 for i in fp16.graph.input)
     assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in fp16.graph.initializer)
-    int8_ops = {n.op_type for n in onnx.load(manifest.variant("int8").path(manifest.directory)).graph.node}
-    assert int8_ops & {"MatMulInteger", "DynamicQuantizeMatMul", "QAttention"}
+    int8 = onnx.load(manifest.variant("int8").path(manifest.directory))
+    nbits = [n for n in int8.graph.node if n.op_type == "MatMulNBits"]
+    assert nbits, "blockwise int8 writes MatMulNBits"
+    for node in nbits:
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        assert attrs["bits"] == 8 and attrs["accuracy_level"] == 4 and attrs["block_size"] == 32
+    assert "blockwise" in manifest.variant("int8").method
+
+
+def test_dynamic_int8_method(tiny_bundle, tmp_path):
+    config = ExportConfig(bundle=tiny_bundle("bert", "classifier"), out=tmp_path / "out",
+                          precisions=(Precision.int8,), int8_method="dynamic", throughput=False, max_texts=8,
+                          tolerances=Tolerances(int8_min_agreement=None))
+    manifest = export_bundle(config)
+    ops = {n.op_type for n in onnx.load(manifest.variant("int8").path(manifest.directory)).graph.node}
+    assert ops & {"MatMulInteger", "DynamicQuantizeMatMul", "QAttention"}
+    assert manifest.variant("int8").method.startswith("int8 dynamic")
+    with pytest.raises(ValueError, match="int8_block_size must be a power of two >= 16"):
+        ExportConfig(bundle=config.bundle, out=tmp_path / "o2", int8_block_size=24)
 
 
 def test_corrupted_variant_fails_the_gate(tiny_bundle, tmp_path, monkeypatch):
