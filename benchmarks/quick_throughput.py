@@ -101,7 +101,7 @@ def start_server(models: list[str], args, port: int) -> subprocess.Popen:
            "--intra-op-threads", str(args.intra_op_threads), "--inference-workers", str(args.inference_workers)]
     for m in models:
         cmd += ["--model", m]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))}
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
