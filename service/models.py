@@ -95,7 +95,7 @@ class ScoringModel:
         runner = OnnxRunner(variant.path(directory), provider, manifest.pad_token_id, config.intra_op_threads)
         batcher = Batcher(
             source.name, runner.run, metrics, max_batch_items=config.max_batch_items,
-            max_batch_tokens=config.max_batch_tokens, max_wait_ms=config.max_wait_ms,
+            max_batch_tokens=config.batch_tokens(provider, spec.max_length), max_wait_ms=config.max_wait_ms,
             max_queue_items=config.max_queue_items, workers=config.inference_workers,
         )
         model = cls(source.name, spec, variant, encoder, runner, batcher, prep_pool)

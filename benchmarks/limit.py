@@ -1,0 +1,57 @@
+"""The limit: raw ONNX Runtime offline, with the best batching a server could hope for.
+
+Texts are tokenized beforehand (not timed), sorted by length, and run in batches of each
+candidate size; the best items/s wins. The session is built exactly as the server builds
+its own (same variant file, provider, intra-op threads and session options), so the ratio
+server / limit measures only what serving costs: gRPC, queueing, tokenizing, padding.
+
+Example::
+
+    limit = measure_limit(bundle, "fp32", workload.encoded, threads=2, batch_sizes=(1, 16, 64))
+    limit["items_per_s"], limit["best_batch_size"]
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from rewardserve.manifest import Manifest
+from service.config import Provider
+from service.runner import OnnxRunner
+from service.tokenize import Encoded
+
+logger = logging.getLogger(__name__)
+
+
+def measure_limit(bundle: Path, variant: str, encoded: Sequence[Encoded], threads: int,
+                  batch_sizes: Sequence[int], provider: Provider = Provider.cpu,
+                  min_time_s: float = 2.0) -> dict:
+    """Best offline items/s over ``batch_sizes`` on length-sorted, pre-tokenized items."""
+    manifest = Manifest.load(bundle)
+    runner = OnnxRunner(manifest.variant(variant).path(bundle), provider, manifest.pad_token_id, threads)
+    ordered = sorted(encoded, key=lambda e: e.num_tokens)
+    tokens = sum(e.num_tokens for e in ordered)
+    per_size = {}
+    for size in batch_sizes:
+        batches = [ordered[i : i + size] for i in range(0, len(ordered), size)]
+        runner.run(batches[-1])  # warm up the longest shapes
+        rounds, start = 0, time.perf_counter()
+        while True:
+            for b in batches:
+                runner.run(b)
+            rounds += 1
+            elapsed = time.perf_counter() - start
+            if elapsed >= min_time_s:
+                break
+        per_size[size] = {"items_per_s": rounds * len(ordered) / elapsed, "tokens_per_s": rounds * tokens / elapsed}
+        logger.info("limit %s batch %d: %.1f items/s", variant, size, per_size[size]["items_per_s"])
+    best = max(per_size, key=lambda s: per_size[s]["items_per_s"])
+    padded = sum(len(b) * max(e.num_tokens for e in b)
+                 for b in (ordered[i : i + best] for i in range(0, len(ordered), best)))
+    return {"variant": variant, "provider": runner.provider, "threads": threads, "best_batch_size": best,
+            "items_per_s": per_size[best]["items_per_s"], "tokens_per_s": per_size[best]["tokens_per_s"],
+            "padding_efficiency": tokens / padded,
+            "by_batch_size": {str(k): v for k, v in per_size.items()}}

@@ -1,0 +1,165 @@
+"""Benchmark results as files: ``results.json`` (every number), ``results.md`` (tables, ratios) and PNG plots.
+
+Example::
+
+    write_report(results, Path("results/cpu"))  # results.json, results.md, *.png
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+PLOTS = ("throughput_vs_concurrency.png", "latency_vs_load.png", "latency_distribution.png")
+
+
+def write_report(results: dict, out: Path) -> list[Path]:
+    """Write the JSON, Markdown and plots; return their paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "results.json", out / "results.md"]
+    paths[0].write_text(json.dumps(results, indent=1, default=_jsonable) + "\n")
+    paths[1].write_text(markdown(results))
+    paths += plot_all(results, out)
+    return paths
+
+
+def _jsonable(x):
+    if isinstance(x, (np.integer, np.floating)):
+        return x.item()
+    return str(x)
+
+
+def systems(results: dict) -> Iterator[tuple[str, dict]]:
+    """(label, system results) of every server measured, in report order."""
+    for variant, v in results["variants"].items():
+        yield f"rewardserve {variant}", v["rewardserve"]
+        if "rewardserve_nobatch" in v:
+            yield f"rewardserve {variant} batch 1", v["rewardserve_nobatch"]
+    for name, s in results["systems"].items():
+        yield f"{name.replace('-', ' ')} per-request", s
+
+
+def _f(x, digits: int = 1) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{x:,.{digits}f}"
+
+
+def markdown(results: dict) -> str:
+    """The results as Markdown: ratios and bars first, then every point."""
+    env, w = results["environment"], results["workload"]
+    lines = [
+        "# rewardserve benchmark", "",
+        f"{env['cpu']} ({env['logical_cpus']} logical CPUs), {env['threads']} ONNX Runtime / torch threads per "
+        f"server; load average at start {', '.join(f'{x:.1f}' for x in env['load_average_at_start'])}. "
+        f"Texts: {w['n_texts']} from `{w['source']}`, {w['tokens_mean']:.0f} tokens on average "
+        f"(p90 {w['tokens_p90']:.0f}, max {w['tokens_max']}, {100 * w['truncated_fraction']:.0f}% truncated). "
+        f"Default CPU variant: {results['default_variant']}. Server and load generator share the machine.", "",
+        "## Ratios (measured in the same run)", "",
+        "| variant | at clients | items/s | server / limit | peak / limit | server / per-request torch fp32 "
+        "| batching on / off | padding eff. | mean batch | open-loop p99 at half peak / p50 at 1 client |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for variant, r in results["ratios"].items():
+        lines.append(
+            f"| {variant} | {r['at_concurrency']} | {_f(r['items_per_s'])} | {_f(r['server_vs_limit'], 2)} "
+            f"| {_f(r['peak_vs_limit'], 2)} | {_f(r.get('server_vs_torch'), 2)} | {_f(r.get('batching_on_vs_off'), 2)} "
+            f"| {_f(r['padding_efficiency'], 3)} | {_f(r['mean_batch_size'])} | {_f(r.get('open_p99_vs_p50_at_1'), 2)} |")
+    if results.get("bars"):
+        lines += ["", "## Bars", "", "| bar | variant | value | met |", "|---|---|---:|---|"]
+        for b in results["bars"]:
+            variant = b["variant"] + (" (default)" if b.get("default_variant") else "")
+            lines.append(f"| {b['bar']} | {variant} | {_f(b['value'], 2)} | {'yes' if b['met'] else 'NO'} |")
+    lines += ["", "## Limit: raw ONNX Runtime offline, length-sorted, best batch size", "",
+              "| variant | provider | threads | best batch | items/s | items/s after the sweep | tokens/s "
+              "| padding eff. | items/s by batch size |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    for variant, v in results["variants"].items():
+        lim = v["limit"]
+        recheck = v.get("limit_recheck", {}).get("items_per_s")
+        sizes = ", ".join(f"{k}: {_f(b['items_per_s'])}" for k, b in lim["by_batch_size"].items())
+        lines.append(f"| {variant} | {lim['provider']} | {lim['threads']} | {lim['best_batch_size']} "
+                     f"| {_f(lim['items_per_s'])} | {_f(recheck)} | {_f(lim['tokens_per_s'], 0)} "
+                     f"| {_f(lim['padding_efficiency'], 3)} | {sizes} |")
+    lines += ["", "## Closed loop", "", *_point_table(results, "closed"), "",
+              "## Open loop (Poisson arrivals; latency from the scheduled arrival)", "",
+              *_point_table(results, "open"), ""]
+    return "\n".join(lines)
+
+
+def _point_table(results: dict, mode: str) -> list[str]:
+    load = "clients" if mode == "closed" else "offered items/s"
+    rows = [f"| system | {load} | items/s | tokens/s | p50 ms | p90 ms | p99 ms | max ms | mean batch "
+            "| padding eff. | server CPU cores | client CPU cores | errors |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for label, s in systems(results):
+        for p in s[mode]:
+            x = p["concurrency"] if mode == "closed" else _f(p["offered_items_per_s"])
+            errors = ", ".join(f"{k} {v}" for k, v in p["errors"].items()) or "0"
+            rows.append(f"| {label} | {x} | {_f(p['items_per_s'])} | {_f(p['tokens_per_s'], 0)} | {_f(p['p50_ms'])} "
+                        f"| {_f(p['p90_ms'])} | {_f(p['p99_ms'])} | {_f(p['max_ms'])} | {_f(p.get('mean_batch_size'))} "
+                        f"| {_f(p.get('padding_efficiency'), 3)} | {_f(p['server_cpu_cores'], 2)} "
+                        f"| {_f(p['client_cpu_cores'], 2)} | {errors} |")
+    return rows if len(rows) > 2 else ["(none)"]
+
+
+def plot_all(results: dict, out: Path) -> list[Path]:
+    """Throughput against concurrency, latency against offered load, latency distribution at one load."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = [out / name for name in PLOTS]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, (label, s) in enumerate(systems(results)):
+        pts = s["closed"]
+        ax.plot([p["concurrency"] for p in pts], [p["items_per_s"] for p in pts], "o-", label=label, color=f"C{i}")
+    for j, (variant, v) in enumerate(results["variants"].items()):
+        ax.axhline(max(v["limit"]["items_per_s"], v.get("limit_recheck", {}).get("items_per_s", 0.0)),
+                   ls="--", lw=1, color=f"C{7 + j}",
+                   label=f"limit {variant} (ORT offline, batch {v['limit']['best_batch_size']})")
+    ax.set(xscale="log", xlabel="concurrent clients (closed loop)", ylabel="items/s",
+           title="Throughput against concurrency")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(paths[0], dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, (variant, v) in enumerate(results["variants"].items()):
+        pts = sorted(v["rewardserve"]["open"], key=lambda p: p["offered_items_per_s"])
+        x = [p["offered_items_per_s"] for p in pts]
+        for q, style in (("p50", "o-"), ("p90", "s--"), ("p99", "^:")):
+            ax.plot(x, [p[f"{q}_ms"] for p in pts], style, color=f"C{i}", label=f"{variant} {q}")
+        one = next((p for p in v["rewardserve"]["closed"] if p["concurrency"] == 1), None)
+        if one and pts:  # the bar: p99 at half of peak within 5x the p50 of a lone client
+            ax.axhline(5 * one["p50_ms"], ls="-.", lw=0.8, color=f"C{i}", label=f"{variant} 5 x p50 at 1 client")
+    ax.set(yscale="log", xlabel="offered load (items/s, Poisson)", ylabel="latency (ms)",
+           title="rewardserve latency percentiles against offered load (open loop)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    fig.savefig(paths[1], dpi=110)
+    plt.close(fig)
+
+    conc = results["config"]["distribution_concurrency"]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, (label, s) in enumerate(systems(results)):
+        lat = next((p.get("latencies_ms") for p in s["closed"] if p["concurrency"] == conc), None)
+        if lat:
+            xs = np.sort(lat)
+            ax.plot(xs, np.arange(1, len(xs) + 1) / len(xs), color=f"C{i}", label=label)
+    ax.set(xscale="log", xlabel="latency (ms)", ylabel="fraction of requests",
+           title=f"Latency distribution at {conc} concurrent clients (CDF)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    fig.savefig(paths[2], dpi=110)
+    plt.close(fig)
+    return paths

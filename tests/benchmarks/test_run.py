@@ -1,0 +1,54 @@
+"""A whole (tiny, quick) benchmark run through the CLI: every system answered, every file written."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from benchmarks.report import PLOTS
+from rewardserve.cli import main
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def results(tiny, tmp_path_factory):
+    out = tmp_path_factory.mktemp("results")
+    code = main(["bench", "--bundle", str(tiny["onnx"]), "--source-bundle", str(tiny["source"]),
+                 "--data", str(tiny["data"]), "--variants", "fp32", "--quick", "--concurrency", "1,4",
+                 "--duration-s", "0.8", "--max-texts", "32", "--threads", "1", "--distribution-concurrency", "4",
+                 "--out", str(out)])
+    assert code == 0
+    return out, json.loads((out / "results.json").read_text())
+
+
+def test_writes_json_markdown_and_plots(results):
+    out, r = results
+    for name in ("results.json", "results.md", *PLOTS):
+        assert (out / name).stat().st_size > 0, name
+    md = (out / "results.md").read_text()
+    assert "server / limit" in md and "rewardserve fp32 batch 1" in md and "torch fp32 per-request" in md
+    assert r["environment"]["threads"] == 1 and r["environment"]["versions"]["onnxruntime"]
+
+
+def test_every_request_of_every_system_is_answered(results):
+    _, r = results
+    v = r["variants"]["fp32"]
+    systems = [v["rewardserve"], v["rewardserve_nobatch"], r["systems"]["torch-fp32"]]
+    points = [p for s in systems for p in s["closed"] + s["open"]]
+    assert len(points) == 2 + 1 + 2 + 2  # two closed points each, one open point (quick: half of peak)
+    for p in points:
+        assert p["error_count"] == 0 and p["requests"] > 0 and p["items_per_s"] > 0
+    assert all(p["mean_batch_size"] == 1 for p in v["rewardserve_nobatch"]["closed"])
+    assert "latencies_ms" in v["rewardserve"]["closed"][1]  # the distribution point (4 clients)
+
+
+def test_ratios_and_bars_are_computed(results):
+    _, r = results
+    ratio = r["ratios"]["fp32"]
+    for key in ("server_vs_limit", "server_vs_torch", "batching_on_vs_off", "open_p99_vs_p50_at_1"):
+        assert math.isfinite(ratio[key]) and ratio[key] > 0, key
+    assert ratio["at_concurrency"] == 4  # 64 is not in the sweep: the largest point stands in
+    assert {b["bar"] for b in r["bars"]} and all(isinstance(b["met"], bool) for b in r["bars"])
