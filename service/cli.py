@@ -45,6 +45,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         serve.add_argument(flag, **kwargs)
     serve.set_defaults(handler=_serve)
 
+    health = sub.add_parser("health", help="check a server's grpc.health.v1 status (exit 0 when SERVING)")
+    health.add_argument("--address", default="127.0.0.1:50051", help="HOST:PORT of the server")
+    health.add_argument("--service", default="", help="service name ('' = the whole server)")
+    health.add_argument("--timeout-s", type=float, default=3.0, help="deadline of the check")
+    health.set_defaults(handler=_health)
+
     score = sub.add_parser("score", help="score a JSONL file of items (via a server or in-process)")
     score.add_argument("input", help="JSONL: {'text'} | {'prompt','response'} | {'messages'}; '-' for stdin")
     score.add_argument("-o", "--output", default="-", help="JSONL out, one line per item with every field")
@@ -103,6 +109,24 @@ def _has_models(args: argparse.Namespace) -> bool:
 
         return bool(load_file(args.config).get("models"))
     return False
+
+
+# ------------------------------------------------------------------ health
+def _health(args: argparse.Namespace) -> int:
+    """Exit 0 when the server reports SERVING, 1 otherwise (container health checks use this)."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(args.address) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout_s)
+        except grpc.RpcError as e:
+            print(f"{args.address}: {e.code().name}: {e.details()}", file=sys.stderr)
+            return 1
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    print(f"{args.address}: {status}")
+    return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1
 
 
 # ------------------------------------------------------------------ score

@@ -131,3 +131,14 @@ def _score_request():
     from rewardserve.v1 import reward_pb2 as pb
 
     return pb.ScoreRequest(items=[pb.Item(text="drain me")])
+
+
+def test_health_command(server, capsys):
+    """`rewardserve health` (the container HEALTHCHECK) exits 0 on SERVING, 1 when unreachable."""
+    from rewardserve.cli import main
+
+    assert main(["health", "--address", server.target]) == 0
+    assert "SERVING" in capsys.readouterr().out
+    assert main(["health", "--address", "127.0.0.1:1", "--timeout-s", "0.5"]) == 1
+    err = capsys.readouterr().err
+    assert "UNAVAILABLE" in err or "DEADLINE_EXCEEDED" in err
