@@ -26,18 +26,16 @@ logger = logging.getLogger(__name__)
 
 def train(config: TrainConfig) -> Path:
     """Train a reward model as ``config`` says and write its bundle; return the bundle path."""
-    import torch
     from transformers import set_seed
 
     set_seed(config.seed)
     random.seed(config.seed)
     if config.kind is ModelKind.pairwise:
         return _train_pairwise(config)
-    del torch
     return _train_classifier(config)
 
 
-def _training_args(config: TrainConfig, n_examples: int):
+def _training_args(config: TrainConfig):
     import torch
     from transformers import TrainingArguments
 
@@ -88,26 +86,27 @@ def _unwrap(model):
     return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
 
 
-def _formatter(tokenizer, config: TrainConfig) -> tuple[TextFormatter, TextFormat]:
+def _formatter(tokenizer, config: TrainConfig) -> TextFormatter:
+    """The tokenizer's own chat template when it has one, else the HH-style fallback."""
     chat = getattr(tokenizer, "chat_template", None) or config.chat_template_fallback
-    return TextFormatter(config.prompt_template, chat), TextFormat.prompt_response
+    return TextFormatter(config.prompt_template, chat)
 
 
 def _train_pairwise(config: TrainConfig) -> Path:
     from training.evaluate import evaluate_preferences, score_texts
-    from training.models import load_model_and_tokenizer, save_bundle
+    from training.models import load_model_and_tokenizer
     from training.trainers import PairwiseRewardTrainer, PreferenceCollator, TokenizedGroups
 
     id2label = {0: "reward"}
     model, tok = load_model_and_tokenizer(config.resolved_base_model, id2label, config.truncation_side.value)
-    fmt, text_format = _formatter(tok, config)
+    fmt = _formatter(tok, config)
     groups, _ = load_preferences(config.train_data, fmt, config.skip_invalid)
     if config.ranking_mode is RankingMode.pairs:
         groups = flatten_pairs(groups)
     logger.info("training on %d groups, %d comparisons", len(groups), sum(len(g.pairs) for g in groups))
     trainer = PairwiseRewardTrainer(
         model=_maybe_lora(model, config),
-        args=_training_args(config, len(groups)),
+        args=_training_args(config),
         train_dataset=TokenizedGroups(groups, tok, config.max_length),
         data_collator=PreferenceCollator(tok),
         center_rewards_coefficient=config.center_rewards_coefficient,
@@ -117,7 +116,7 @@ def _train_pairwise(config: TrainConfig) -> Path:
 
     spec = RewardSpec(
         kind=ModelKind.pairwise, id2label=id2label, reward_label="reward", max_length=config.max_length,
-        truncation_side=config.truncation_side, text_format=text_format,
+        truncation_side=config.truncation_side, text_format=TextFormat.prompt_response,
         prompt_template=config.prompt_template, chat_template=fmt.chat_template,
         base_model=config.base_model or "sentence-transformers/all-MiniLM-L6-v2", model_type=model.config.model_type,
         data_fingerprint=fingerprint([config.train_data], config.to_dict()),
@@ -129,16 +128,15 @@ def _train_pairwise(config: TrainConfig) -> Path:
         eval_groups, _ = load_preferences(config.eval_data, fmt, config.skip_invalid)
         metrics["eval"] = evaluate_preferences(model, tok, spec, eval_groups, config.eval_batch_size)
         logger.info("eval: %s", json.dumps(metrics["eval"]))
-    return _finish(model, tok, spec, rewards, metrics, config, save_bundle)
+    return _finish(model, tok, spec, rewards, metrics, config)
 
 
 def _train_classifier(config: TrainConfig) -> Path:
-    import torch
     from transformers import DataCollatorWithPadding
 
     from training.data import parse_label_map
     from training.evaluate import classifier_metrics, score_texts
-    from training.models import load_model_and_tokenizer, save_bundle
+    from training.models import load_model_and_tokenizer
     from training.trainers import ClassifierRewardTrainer, TokenizedTexts
 
     label_map = parse_label_map(config.label_map)
@@ -151,19 +149,18 @@ def _train_classifier(config: TrainConfig) -> Path:
     logger.info("class counts: %s", dict(zip(names, counts.tolist(), strict=True)))
     trainer = ClassifierRewardTrainer(
         model=_maybe_lora(model, config),
-        args=_training_args(config, len(rows)),
+        args=_training_args(config),
         train_dataset=TokenizedTexts(rows, tok, config.max_length),
         data_collator=DataCollatorWithPadding(tok),
         class_weights=_class_weights(config.class_weights, counts),
     )
     trainer.train(resume_from_checkpoint=config.resume or None)
     model = _unwrap(trainer.model)
-    del torch
 
     spec = RewardSpec(
         kind=ModelKind.classifier, id2label=id2label, reward_label=config.reward_label,
         max_length=config.max_length, truncation_side=config.truncation_side, text_format=TextFormat.plain,
-        prompt_template=config.prompt_template, chat_template=_formatter(tok, config)[0].chat_template,
+        prompt_template=config.prompt_template, chat_template=_formatter(tok, config).chat_template,
         base_model=config.base_model or "sentence-transformers/all-MiniLM-L6-v2", model_type=model.config.model_type,
         data_fingerprint=fingerprint([config.train_data], config.to_dict()),
     )
@@ -174,7 +171,7 @@ def _train_classifier(config: TrainConfig) -> Path:
         ev_logits = score_texts(model, tok, [r.text for r in ev], config.max_length, config.eval_batch_size)
         metrics["eval"] = classifier_metrics(ev_logits, np.array([r.label for r in ev]), names, config.reward_label)
         logger.info("eval: %s", json.dumps(metrics["eval"]))
-    return _finish(model, tok, spec, logits[:, spec.reward_index], metrics, config, save_bundle)
+    return _finish(model, tok, spec, logits[:, spec.reward_index], metrics, config)
 
 
 def _class_weights(spec: str, counts: np.ndarray):
@@ -206,11 +203,14 @@ def _final_loss(trainer) -> float | None:
     return losses[-1] if losses else None
 
 
-def _finish(model, tok, spec: RewardSpec, rewards: np.ndarray, metrics: dict, config: TrainConfig, save) -> Path:
+def _finish(model, tok, spec: RewardSpec, rewards: np.ndarray, metrics: dict, config: TrainConfig) -> Path:
+    """Add normalisation statistics and metrics to the spec and write the bundle."""
+    from training.models import save_bundle
+
     std = float(rewards.std())
     norm = Normalization(float(rewards.mean()), std) if std > 0 else None
     spec = spec.with_updates(normalization=norm, metrics=metrics)
-    out = save(model, tok, spec, config.output_dir)
+    out = save_bundle(model, tok, spec, config.output_dir)
     (out / "training_config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     logger.info("bundle written to %s", out)
     return out
