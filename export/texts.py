@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,30 +74,26 @@ def _even(n: int) -> int:
 
 
 def _from_jsonl(path: Path, spec: RewardSpec, max_texts: int) -> tuple[list[str], bool]:
+    # The training stage's reader: the same JSONL rules and file:line errors (DataError is a ValueError).
+    from training.data import read_records
+
     texts: list[str] = []
     paired = False
-    with path.open() as f:
-        for lineno, line in enumerate(f, 1):
-            if len(texts) >= max_texts:
+    for _, lineno, row in read_records(path):
+        if len(texts) >= max_texts:
+            break
+        if "chosen" in row and "rejected" in row:
+            if len(texts) + 2 > max_texts:
                 break
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: invalid JSON: {e.msg}") from e
-            if "chosen" in row and "rejected" in row:
-                if len(texts) + 2 > max_texts:
-                    break
-                texts += [_row_text(row, "chosen", spec), _row_text(row, "rejected", spec)]
-                paired = True
-            elif "prompt" in row and "response" in row:
-                texts.append(format_item(spec, PairItem(str(row["prompt"]), str(row["response"]))))
-            else:
-                col = next((c for c in TEXT_COLUMNS if c in row), None)
-                if col is None:
-                    raise ValueError(f"{path}:{lineno}: needs 'chosen'/'rejected', 'prompt'/'response' or {TEXT_COLUMNS}")
-                texts.append(str(row[col]))
+            texts += [_row_text(row, "chosen", spec), _row_text(row, "rejected", spec)]
+            paired = True
+        elif "prompt" in row and "response" in row:
+            texts.append(format_item(spec, PairItem(str(row["prompt"]), str(row["response"]))))
+        else:
+            col = next((c for c in TEXT_COLUMNS if c in row), None)
+            if col is None:
+                raise ValueError(f"{path}:{lineno}: needs 'chosen'/'rejected', 'prompt'/'response' or {TEXT_COLUMNS}")
+            texts.append(str(row[col]))
     return texts, paired
 
 

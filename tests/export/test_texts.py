@@ -39,3 +39,13 @@ def test_csv_without_text_column_names_the_rule(tmp_path):
     path.write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="needs a column named one of"):
         load_texts(path, SPEC, 10)
+
+
+@pytest.mark.parametrize(("line", "message"), [("{oops", "invalid JSON"), ('["x"]', "expected a JSON object"),
+                                               ('{"body": "x"}', "needs 'chosen'/'rejected'")])
+def test_bad_jsonl_lines_name_file_and_line(tmp_path, line, message):
+    path = tmp_path / "dev.jsonl"
+    path.write_text(json.dumps({"text": "fine"}) + "\n" + line + "\n")
+    with pytest.raises(ValueError) as e:
+        load_texts(path, SPEC, 10)
+    assert f"{path}:2" in str(e.value) and message in str(e.value)
