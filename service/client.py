@@ -1,7 +1,10 @@
 """Python clients of the reward server, sync and asyncio; they return plain dataclasses.
 
+A client takes one address or several (a list, ``"a:1,b:2"``, or ``dns:///NAME:PORT``) and
+balances RPCs over the replicas with gRPC's round_robin policy (:mod:`service.targets`).
 Calls that fail with UNAVAILABLE (server loading, draining or restarting) are retried with
-exponential backoff and jitter within the call's deadline. Other failures raise
+exponential backoff and jitter within the call's deadline; each retry is a new pick, so it goes
+to another replica. Other failures raise
 :class:`RewardServiceError` carrying the gRPC status code and message.
 
 Example::
@@ -29,6 +32,7 @@ import grpc
 from rewardserve.enums import Truncation
 from rewardserve.v1 import reward_pb2_grpc
 from service import types
+from service.targets import CHANNEL_OPTIONS, channel_target
 from service.types import CompareResult, ModelInfo, ScoreOptions, ScoreResult
 
 
@@ -97,9 +101,9 @@ class RewardClient(_Base):
         client.score(["text one", "text two"], model="toxicity").scores[1].probabilities
     """
 
-    def __init__(self, target: str, *, timeout_s: float = 30.0, retry: RetryPolicy = RetryPolicy()):
+    def __init__(self, target: str | Sequence[str], *, timeout_s: float = 30.0, retry: RetryPolicy = RetryPolicy()):
         super().__init__(timeout_s, retry)
-        self._channel = grpc.insecure_channel(target)
+        self._channel = grpc.insecure_channel(channel_target(target), options=CHANNEL_OPTIONS)
         self._stub = reward_pb2_grpc.RewardServiceStub(self._channel)
 
     def _call(self, method: str, request, timeout_s: float | None):
@@ -157,9 +161,9 @@ class AsyncRewardClient(_Base):
             results = await asyncio.gather(*(client.score([t]) for t in texts))
     """
 
-    def __init__(self, target: str, *, timeout_s: float = 30.0, retry: RetryPolicy = RetryPolicy()):
+    def __init__(self, target: str | Sequence[str], *, timeout_s: float = 30.0, retry: RetryPolicy = RetryPolicy()):
         super().__init__(timeout_s, retry)
-        self._channel = grpc.aio.insecure_channel(target)
+        self._channel = grpc.aio.insecure_channel(channel_target(target), options=CHANNEL_OPTIONS)
         self._stub = reward_pb2_grpc.RewardServiceStub(self._channel)
 
     async def _call(self, method: str, request, timeout_s: float | None):
