@@ -55,6 +55,18 @@ class Unavailable(ServiceError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class Unauthenticated(ServiceError):
+    """The call carries no bearer token, or one the server does not accept."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class Overloaded(ServiceError):
+    """The server already handles ``max_concurrent_requests`` calls; retry later or elsewhere."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 GENERIC_INTERNAL = "internal error (see server log)"
 
 
@@ -65,6 +77,26 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     if isinstance(exc, asyncio.CancelledError):
         return grpc.StatusCode.CANCELLED, "cancelled"
     return grpc.StatusCode.INTERNAL, GENERIC_INTERNAL
+
+
+# The HTTP endpoints answer the same errors with the HTTP status matching the gRPC code.
+HTTP_STATUS = {
+    grpc.StatusCode.OK: 200,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.INTERNAL: 500,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
+
+
+def http_status_for(exc: BaseException) -> tuple[int, str]:
+    """Return the HTTP status and client-facing message for an exception."""
+    code, message = status_for(exc)
+    return HTTP_STATUS.get(code, 500), message
 
 
 def grpc_errors(method: str, model_of: Callable[[object, object], str] | None = None):
