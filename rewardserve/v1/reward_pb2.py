@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1brewardserve/v1/reward.proto\x12\x0erewardserve.v1\",\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"=\n\x0c\x43onversation\x12-\n\x08messages\x18\x01 \x03(\x0b\x32\x1b.rewardserve.v1.ChatMessage\"2\n\x0ePromptResponse\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x10\n\x08response\x18\x02 \x01(\t\"\x85\x01\n\x04Item\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12.\n\x04pair\x18\x02 \x01(\x0b\x32\x1e.rewardserve.v1.PromptResponseH\x00\x12\x34\n\x0c\x63onversation\x18\x03 \x01(\x0b\x32\x1c.rewardserve.v1.ConversationH\x00\x42\x07\n\x05input\"d\n\x0cScoreOptions\x12\r\n\x05model\x18\x01 \x01(\t\x12\x32\n\ntruncation\x18\x02 \x01(\x0e\x32\x1e.rewardserve.v1.TruncationMode\x12\x11\n\tnormalize\x18\x03 \x01(\x08\"v\n\x0cScoreRequest\x12#\n\x05items\x18\x01 \x03(\x0b\x32\x14.rewardserve.v1.Item\x12-\n\x07options\x18\x02 \x01(\x0b\x32\x1c.rewardserve.v1.ScoreOptions\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"i\n\tItemScore\x12\x0e\n\x06logits\x18\x01 \x03(\x02\x12\x15\n\rprobabilities\x18\x02 \x03(\x02\x12\x0e\n\x06reward\x18\x03 \x01(\x02\x12\x12\n\nnum_tokens\x18\x04 \x01(\r\x12\x11\n\ttruncated\x18\x05 \x01(\x08\"]\n\rScoreResponse\x12)\n\x06scores\x18\x01 \x03(\x0b\x32\x19.rewardserve.v1.ItemScore\x12\r\n\x05model\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"|\n\x0e\x43ompareRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12+\n\x05pairs\x18\x02 \x03(\x0b\x32\x1c.rewardserve.v1.ResponsePair\x12-\n\x07options\x18\x03 \x01(\x0b\x32\x1c.rewardserve.v1.ScoreOptions\"6\n\x0cResponsePair\x12\x12\n\nresponse_a\x18\x01 \x01(\t\x12\x12\n\nresponse_b\x18\x02 \x01(\t\"N\n\x0ePairComparison\x12\x10\n\x08reward_a\x18\x01 \x01(\x02\x12\x10\n\x08reward_b\x18\x02 \x01(\x02\x12\x18\n\x10prob_a_preferred\x18\x03 \x01(\x02\"U\n\x0f\x43ompareResponse\x12\x33\n\x0b\x63omparisons\x18\x01 \x03(\x0b\x32\x1e.rewardserve.v1.PairComparison\x12\r\n\x05model\x18\x02 \x01(\t\"\x13\n\x11ListModelsRequest\"V\n\x12ListModelsResponse\x12)\n\x06models\x18\x01 \x03(\x0b\x32\x19.rewardserve.v1.ModelInfo\x12\x15\n\rdefault_model\x18\x02 \x01(\t\" \n\x0fGetModelRequest\x12\r\n\x05model\x18\x01 \x01(\t\"*\n\rNormalization\x12\x0c\n\x04mean\x18\x01 \x01(\x02\x12\x0b\n\x03std\x18\x02 \x01(\x02\"\xb5\x02\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0e\n\x06labels\x18\x03 \x03(\t\x12\x14\n\x0creward_label\x18\x04 \x01(\t\x12\x14\n\x0creward_index\x18\x05 \x01(\r\x12\x12\n\nmax_length\x18\x06 \x01(\r\x12\x17\n\x0ftruncation_side\x18\x07 \x01(\t\x12\x13\n\x0btext_format\x18\x08 \x01(\t\x12\x11\n\tprecision\x18\t \x01(\t\x12\x1a\n\x12\x65xecution_provider\x18\n \x01(\t\x12\x15\n\rparity_passed\x18\x0b \x01(\x08\x12\x34\n\rnormalization\x18\x0c \x01(\x0b\x32\x1d.rewardserve.v1.Normalization\x12\x12\n\nmodel_type\x18\r \x01(\t*\x81\x01\n\x0eTruncationMode\x12\x1f\n\x1bTRUNCATION_MODE_UNSPECIFIED\x10\x00\x12\x18\n\x14TRUNCATION_MODE_LEFT\x10\x01\x12\x19\n\x15TRUNCATION_MODE_RIGHT\x10\x02\x12\x19\n\x15TRUNCATION_MODE_ERROR\x10\x03\x32\x8e\x03\n\rRewardService\x12\x44\n\x05Score\x12\x1c.rewardserve.v1.ScoreRequest\x1a\x1d.rewardserve.v1.ScoreResponse\x12N\n\x0bScoreStream\x12\x1c.rewardserve.v1.ScoreRequest\x1a\x1d.rewardserve.v1.ScoreResponse(\x01\x30\x01\x12J\n\x07\x43ompare\x12\x1e.rewardserve.v1.CompareRequest\x1a\x1f.rewardserve.v1.CompareResponse\x12S\n\nListModels\x12!.rewardserve.v1.ListModelsRequest\x1a\".rewardserve.v1.ListModelsResponse\x12\x46\n\x08GetModel\x12\x1f.rewardserve.v1.GetModelRequest\x1a\x19.rewardserve.v1.ModelInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1brewardserve/v1/reward.proto\x12\x0erewardserve.v1\",\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"=\n\x0c\x43onversation\x12-\n\x08messages\x18\x01 \x03(\x0b\x32\x1b.rewardserve.v1.ChatMessage\"2\n\x0ePromptResponse\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x10\n\x08response\x18\x02 \x01(\t\"\x85\x01\n\x04Item\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12.\n\x04pair\x18\x02 \x01(\x0b\x32\x1e.rewardserve.v1.PromptResponseH\x00\x12\x34\n\x0c\x63onversation\x18\x03 \x01(\x0b\x32\x1c.rewardserve.v1.ConversationH\x00\x42\x07\n\x05input\"d\n\x0cScoreOptions\x12\r\n\x05model\x18\x01 \x01(\t\x12\x32\n\ntruncation\x18\x02 \x01(\x0e\x32\x1e.rewardserve.v1.TruncationMode\x12\x11\n\tnormalize\x18\x03 \x01(\x08\"v\n\x0cScoreRequest\x12#\n\x05items\x18\x01 \x03(\x0b\x32\x14.rewardserve.v1.Item\x12-\n\x07options\x18\x02 \x01(\x0b\x32\x1c.rewardserve.v1.ScoreOptions\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"\x94\x01\n\tItemScore\x12\x0e\n\x06logits\x18\x01 \x03(\x02\x12\x15\n\rprobabilities\x18\x02 \x03(\x02\x12\x0e\n\x06reward\x18\x03 \x01(\x02\x12\x12\n\nnum_tokens\x18\x04 \x01(\r\x12\x11\n\ttruncated\x18\x05 \x01(\x08\x12)\n\x05parts\x18\x06 \x03(\x0b\x32\x1a.rewardserve.v1.RewardPart\"=\n\rCompositeTerm\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06weight\x18\x02 \x01(\x02\x12\r\n\x05label\x18\x03 \x01(\t\"I\n\nRewardPart\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\x0e\n\x06weight\x18\x03 \x01(\x02\x12\r\n\x05value\x18\x04 \x01(\x02\"]\n\rScoreResponse\x12)\n\x06scores\x18\x01 \x03(\x0b\x32\x19.rewardserve.v1.ItemScore\x12\r\n\x05model\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"|\n\x0e\x43ompareRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12+\n\x05pairs\x18\x02 \x03(\x0b\x32\x1c.rewardserve.v1.ResponsePair\x12-\n\x07options\x18\x03 \x01(\x0b\x32\x1c.rewardserve.v1.ScoreOptions\"6\n\x0cResponsePair\x12\x12\n\nresponse_a\x18\x01 \x01(\t\x12\x12\n\nresponse_b\x18\x02 \x01(\t\"N\n\x0ePairComparison\x12\x10\n\x08reward_a\x18\x01 \x01(\x02\x12\x10\n\x08reward_b\x18\x02 \x01(\x02\x12\x18\n\x10prob_a_preferred\x18\x03 \x01(\x02\"U\n\x0f\x43ompareResponse\x12\x33\n\x0b\x63omparisons\x18\x01 \x03(\x0b\x32\x1e.rewardserve.v1.PairComparison\x12\r\n\x05model\x18\x02 \x01(\t\"\x13\n\x11ListModelsRequest\"V\n\x12ListModelsResponse\x12)\n\x06models\x18\x01 \x03(\x0b\x32\x19.rewardserve.v1.ModelInfo\x12\x15\n\rdefault_model\x18\x02 \x01(\t\" \n\x0fGetModelRequest\x12\r\n\x05model\x18\x01 \x01(\t\"*\n\rNormalization\x12\x0c\n\x04mean\x18\x01 \x01(\x02\x12\x0b\n\x03std\x18\x02 \x01(\x02\"\xe3\x02\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0e\n\x06labels\x18\x03 \x03(\t\x12\x14\n\x0creward_label\x18\x04 \x01(\t\x12\x14\n\x0creward_index\x18\x05 \x01(\r\x12\x12\n\nmax_length\x18\x06 \x01(\r\x12\x17\n\x0ftruncation_side\x18\x07 \x01(\t\x12\x13\n\x0btext_format\x18\x08 \x01(\t\x12\x11\n\tprecision\x18\t \x01(\t\x12\x1a\n\x12\x65xecution_provider\x18\n \x01(\t\x12\x15\n\rparity_passed\x18\x0b \x01(\x08\x12\x34\n\rnormalization\x18\x0c \x01(\x0b\x32\x1d.rewardserve.v1.Normalization\x12\x12\n\nmodel_type\x18\r \x01(\t\x12,\n\x05terms\x18\x0e \x03(\x0b\x32\x1d.rewardserve.v1.CompositeTerm*\x81\x01\n\x0eTruncationMode\x12\x1f\n\x1bTRUNCATION_MODE_UNSPECIFIED\x10\x00\x12\x18\n\x14TRUNCATION_MODE_LEFT\x10\x01\x12\x19\n\x15TRUNCATION_MODE_RIGHT\x10\x02\x12\x19\n\x15TRUNCATION_MODE_ERROR\x10\x03\x32\x8e\x03\n\rRewardService\x12\x44\n\x05Score\x12\x1c.rewardserve.v1.ScoreRequest\x1a\x1d.rewardserve.v1.ScoreResponse\x12N\n\x0bScoreStream\x12\x1c.rewardserve.v1.ScoreRequest\x1a\x1d.rewardserve.v1.ScoreResponse(\x01\x30\x01\x12J\n\x07\x43ompare\x12\x1e.rewardserve.v1.CompareRequest\x1a\x1f.rewardserve.v1.CompareResponse\x12S\n\nListModels\x12!.rewardserve.v1.ListModelsRequest\x1a\".rewardserve.v1.ListModelsResponse\x12\x46\n\x08GetModel\x12\x1f.rewardserve.v1.GetModelRequest\x1a\x19.rewardserve.v1.ModelInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'rewardserve.v1.reward_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TRUNCATIONMODE']._serialized_start=1617
-  _globals['_TRUNCATIONMODE']._serialized_end=1746
+  _globals['_TRUNCATIONMODE']._serialized_start=1845
+  _globals['_TRUNCATIONMODE']._serialized_end=1974
   _globals['_CHATMESSAGE']._serialized_start=47
   _globals['_CHATMESSAGE']._serialized_end=91
   _globals['_CONVERSATION']._serialized_start=93
@@ -45,28 +45,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SCOREOPTIONS']._serialized_end=444
   _globals['_SCOREREQUEST']._serialized_start=446
   _globals['_SCOREREQUEST']._serialized_end=564
-  _globals['_ITEMSCORE']._serialized_start=566
-  _globals['_ITEMSCORE']._serialized_end=671
-  _globals['_SCORERESPONSE']._serialized_start=673
-  _globals['_SCORERESPONSE']._serialized_end=766
-  _globals['_COMPAREREQUEST']._serialized_start=768
-  _globals['_COMPAREREQUEST']._serialized_end=892
-  _globals['_RESPONSEPAIR']._serialized_start=894
-  _globals['_RESPONSEPAIR']._serialized_end=948
-  _globals['_PAIRCOMPARISON']._serialized_start=950
-  _globals['_PAIRCOMPARISON']._serialized_end=1028
-  _globals['_COMPARERESPONSE']._serialized_start=1030
-  _globals['_COMPARERESPONSE']._serialized_end=1115
-  _globals['_LISTMODELSREQUEST']._serialized_start=1117
-  _globals['_LISTMODELSREQUEST']._serialized_end=1136
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1138
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1224
-  _globals['_GETMODELREQUEST']._serialized_start=1226
-  _globals['_GETMODELREQUEST']._serialized_end=1258
-  _globals['_NORMALIZATION']._serialized_start=1260
-  _globals['_NORMALIZATION']._serialized_end=1302
-  _globals['_MODELINFO']._serialized_start=1305
-  _globals['_MODELINFO']._serialized_end=1614
-  _globals['_REWARDSERVICE']._serialized_start=1749
-  _globals['_REWARDSERVICE']._serialized_end=2147
+  _globals['_ITEMSCORE']._serialized_start=567
+  _globals['_ITEMSCORE']._serialized_end=715
+  _globals['_COMPOSITETERM']._serialized_start=717
+  _globals['_COMPOSITETERM']._serialized_end=778
+  _globals['_REWARDPART']._serialized_start=780
+  _globals['_REWARDPART']._serialized_end=853
+  _globals['_SCORERESPONSE']._serialized_start=855
+  _globals['_SCORERESPONSE']._serialized_end=948
+  _globals['_COMPAREREQUEST']._serialized_start=950
+  _globals['_COMPAREREQUEST']._serialized_end=1074
+  _globals['_RESPONSEPAIR']._serialized_start=1076
+  _globals['_RESPONSEPAIR']._serialized_end=1130
+  _globals['_PAIRCOMPARISON']._serialized_start=1132
+  _globals['_PAIRCOMPARISON']._serialized_end=1210
+  _globals['_COMPARERESPONSE']._serialized_start=1212
+  _globals['_COMPARERESPONSE']._serialized_end=1297
+  _globals['_LISTMODELSREQUEST']._serialized_start=1299
+  _globals['_LISTMODELSREQUEST']._serialized_end=1318
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1320
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1406
+  _globals['_GETMODELREQUEST']._serialized_start=1408
+  _globals['_GETMODELREQUEST']._serialized_end=1440
+  _globals['_NORMALIZATION']._serialized_start=1442
+  _globals['_NORMALIZATION']._serialized_end=1484
+  _globals['_MODELINFO']._serialized_start=1487
+  _globals['_MODELINFO']._serialized_end=1842
+  _globals['_REWARDSERVICE']._serialized_start=1977
+  _globals['_REWARDSERVICE']._serialized_end=2375
 # @@protoc_insertion_point(module_scope)

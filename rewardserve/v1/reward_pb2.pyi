@@ -71,18 +71,42 @@ class ScoreRequest(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[Item, _Mapping]]] = ..., options: _Optional[_Union[ScoreOptions, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class ItemScore(_message.Message):
-    __slots__ = ("logits", "probabilities", "reward", "num_tokens", "truncated")
+    __slots__ = ("logits", "probabilities", "reward", "num_tokens", "truncated", "parts")
     LOGITS_FIELD_NUMBER: _ClassVar[int]
     PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
     REWARD_FIELD_NUMBER: _ClassVar[int]
     NUM_TOKENS_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    PARTS_FIELD_NUMBER: _ClassVar[int]
     logits: _containers.RepeatedScalarFieldContainer[float]
     probabilities: _containers.RepeatedScalarFieldContainer[float]
     reward: float
     num_tokens: int
     truncated: bool
-    def __init__(self, logits: _Optional[_Iterable[float]] = ..., probabilities: _Optional[_Iterable[float]] = ..., reward: _Optional[float] = ..., num_tokens: _Optional[int] = ..., truncated: _Optional[bool] = ...) -> None: ...
+    parts: _containers.RepeatedCompositeFieldContainer[RewardPart]
+    def __init__(self, logits: _Optional[_Iterable[float]] = ..., probabilities: _Optional[_Iterable[float]] = ..., reward: _Optional[float] = ..., num_tokens: _Optional[int] = ..., truncated: _Optional[bool] = ..., parts: _Optional[_Iterable[_Union[RewardPart, _Mapping]]] = ...) -> None: ...
+
+class CompositeTerm(_message.Message):
+    __slots__ = ("model", "weight", "label")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    weight: float
+    label: str
+    def __init__(self, model: _Optional[str] = ..., weight: _Optional[float] = ..., label: _Optional[str] = ...) -> None: ...
+
+class RewardPart(_message.Message):
+    __slots__ = ("model", "label", "weight", "value")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    label: str
+    weight: float
+    value: float
+    def __init__(self, model: _Optional[str] = ..., label: _Optional[str] = ..., weight: _Optional[float] = ..., value: _Optional[float] = ...) -> None: ...
 
 class ScoreResponse(_message.Message):
     __slots__ = ("scores", "model", "request_id")
@@ -157,7 +181,7 @@ class Normalization(_message.Message):
     def __init__(self, mean: _Optional[float] = ..., std: _Optional[float] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "kind", "labels", "reward_label", "reward_index", "max_length", "truncation_side", "text_format", "precision", "execution_provider", "parity_passed", "normalization", "model_type")
+    __slots__ = ("name", "kind", "labels", "reward_label", "reward_index", "max_length", "truncation_side", "text_format", "precision", "execution_provider", "parity_passed", "normalization", "model_type", "terms")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
@@ -171,6 +195,7 @@ class ModelInfo(_message.Message):
     PARITY_PASSED_FIELD_NUMBER: _ClassVar[int]
     NORMALIZATION_FIELD_NUMBER: _ClassVar[int]
     MODEL_TYPE_FIELD_NUMBER: _ClassVar[int]
+    TERMS_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: str
     labels: _containers.RepeatedScalarFieldContainer[str]
@@ -184,4 +209,5 @@ class ModelInfo(_message.Message):
     parity_passed: bool
     normalization: Normalization
     model_type: str
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., reward_label: _Optional[str] = ..., reward_index: _Optional[int] = ..., max_length: _Optional[int] = ..., truncation_side: _Optional[str] = ..., text_format: _Optional[str] = ..., precision: _Optional[str] = ..., execution_provider: _Optional[str] = ..., parity_passed: _Optional[bool] = ..., normalization: _Optional[_Union[Normalization, _Mapping]] = ..., model_type: _Optional[str] = ...) -> None: ...
+    terms: _containers.RepeatedCompositeFieldContainer[CompositeTerm]
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., reward_label: _Optional[str] = ..., reward_index: _Optional[int] = ..., max_length: _Optional[int] = ..., truncation_side: _Optional[str] = ..., text_format: _Optional[str] = ..., precision: _Optional[str] = ..., execution_provider: _Optional[str] = ..., parity_passed: _Optional[bool] = ..., normalization: _Optional[_Union[Normalization, _Mapping]] = ..., model_type: _Optional[str] = ..., terms: _Optional[_Iterable[_Union[CompositeTerm, _Mapping]]] = ...) -> None: ...
