@@ -32,6 +32,7 @@ import grpc
 from rewardserve.enums import Truncation
 from rewardserve.v1 import reward_pb2_grpc
 from service import types
+from service.reward_func import Penalty, RewardFunc
 from service.targets import CHANNEL_OPTIONS, channel_target
 from service.types import CompareResult, ModelInfo, ScoreOptions, ScoreResult
 
@@ -140,6 +141,23 @@ class RewardClient(_Base):
     def get_model(self, name: str = "", timeout_s: float | None = None) -> ModelInfo:
         """One model's info (empty name: the default model)."""
         return types.model_info_from_pb(self._call("GetModel", types.get_model_request(name), timeout_s))
+
+    def as_reward_func(self, model: str = "", *, normalize: bool = False, truncation: Truncation | str | None = None,
+                       penalty_model: str | None = None, penalty_label: str | None = None,
+                       penalty_weight: float = 1.0, empty_reward: float | None = None, name: str | None = None,
+                       timeout_s: float | None = None) -> RewardFunc:
+        """A TRL ``reward_funcs`` entry: ``f(prompts, completions, **kw) -> list[float]``, one request a call.
+
+        With ``penalty_model`` the result is reward - ``penalty_weight`` x P(``penalty_label``) of
+        the completion (default label: anything but the classifier's reward label). Empty
+        completions are not sent (the server refuses them); they get ``empty_reward``. See
+        :mod:`service.reward_func`.
+        """
+        if penalty_model is None and penalty_label is not None:
+            raise ValueError("penalty_label needs penalty_model")
+        penalty = None if penalty_model is None else Penalty(penalty_model, penalty_label, penalty_weight)
+        return RewardFunc(self, model, normalize=normalize, truncation=truncation, penalty=penalty,
+                          empty_reward=empty_reward, name=name, timeout_s=timeout_s)
 
     def close(self) -> None:
         """Close the channel."""
