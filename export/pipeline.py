@@ -122,6 +122,7 @@ def _build(config: ExportConfig, work: Path) -> Manifest:
         tool_versions=_tool_versions(),
         reference={"file": REFERENCE_FILE, "sha256": file_sha256(reference), "throughput": ref_throughput},
         parity_data={**texts.describe(), "runs": [r.name for r in runs], "batch_size": config.parity_batch_size},
+        tokenizer_sha256=file_sha256(work / "tokenizer.json"),
     )
 
 

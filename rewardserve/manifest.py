@@ -62,6 +62,8 @@ class Manifest:
     reference: dict[str, Any] = field(default_factory=dict)
     # Where the parity texts came from: {"source", "n_texts", "paired", "runs"}.
     parity_data: dict[str, Any] = field(default_factory=dict)
+    # sha256 of tokenizer.json as exported: the service refuses a replaced tokenizer ("" = not recorded).
+    tokenizer_sha256: str = ""
     schema_version: int = MANIFEST_VERSION
     directory: str = field(default="", compare=False)
 

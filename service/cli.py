@@ -42,6 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             kwargs.update(choices=PRECISION_CHOICES)
         elif f.name == "provider":
             kwargs.update(choices=["auto", "cpu", "cuda"])
+        elif f.name == "on_model_error":
+            kwargs.update(choices=["fail", "skip"])
         serve.add_argument(flag, **kwargs)
     serve.set_defaults(handler=_serve)
 

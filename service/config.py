@@ -34,6 +34,17 @@ class Provider(str, Enum):
         return self.value
 
 
+class ModelErrorPolicy(str, Enum):
+    """What a model that fails to load does: ``fail`` stops the server (exit non-zero);
+    ``skip`` logs the error and serves the healthy models (exit non-zero if none loads)."""
+
+    fail = "fail"
+    skip = "skip"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 # Auto token budget per batch (raised to max_length). On CPU, batching buys nothing for long
 # texts (inference is compute-bound: offline MiniLM fp32 ran 25 items/s at batch 1, 19 at batch
 # 64) while padding costs a lot; a small budget still groups short texts. Measured with MiniLM on
@@ -119,6 +130,9 @@ class ServiceConfig:
     tokenizer_workers: int = _opt(2, "threads that format and tokenize requests", int)
     grace_period_s: float = _opt(10.0, "on SIGTERM, time to finish accepted requests, in seconds", float)
     allow_failed_parity: bool = _opt(False, "serve variants whose export parity check failed", _bool)
+    on_model_error: ModelErrorPolicy = _opt(ModelErrorPolicy.fail, "a model that fails to load: fail (exit "
+                                            "non-zero) or skip (log it, serve the others; exit non-zero if "
+                                            "none loads)", ModelErrorPolicy)
 
     def __post_init__(self) -> None:
         for f in fields(self):  # accept strings everywhere (env, files), store typed values

@@ -16,6 +16,8 @@ from collections.abc import Callable
 
 import grpc
 
+from service.wire import Undecodable
+
 logger = logging.getLogger(__name__)
 
 
@@ -121,7 +123,7 @@ def grpc_errors(method: str, model_of: Callable[[object, object], str] | None = 
                 start, exc = time.perf_counter(), None
                 self.metrics.in_flight.labels(method).inc()
                 try:
-                    async for response in fn(self, request_iterator, context):
+                    async for response in fn(self, _decoded(request_iterator), context):
                         yield response
                 except (Exception, asyncio.CancelledError) as e:
                     exc = e
@@ -136,9 +138,12 @@ def grpc_errors(method: str, model_of: Callable[[object, object], str] | None = 
         @functools.wraps(fn)
         async def unary_wrapper(self, request, context):
             start, exc = time.perf_counter(), None
-            model = model_of(self, request) if model_of else ""
+            undecodable = isinstance(request, Undecodable)
+            model = model_of(self, request) if model_of and not undecodable else ""
             self.metrics.in_flight.labels(method).inc()
             try:
+                if undecodable:
+                    raise InvalidArgument(request.describe())
                 return await fn(self, request, context)
             except (Exception, asyncio.CancelledError) as e:
                 exc = e
@@ -150,6 +155,14 @@ def grpc_errors(method: str, model_of: Callable[[object, object], str] | None = 
         return unary_wrapper
 
     return decorate
+
+
+async def _decoded(request_iterator):
+    """Yield the stream's requests; one that did not decode ends the stream with INVALID_ARGUMENT."""
+    async for request in request_iterator:
+        if isinstance(request, Undecodable):
+            raise InvalidArgument(request.describe())
+        yield request
 
 
 async def _abort(context, exc: BaseException, code: grpc.StatusCode) -> None:

@@ -20,8 +20,9 @@ from rewardserve.enums import Precision, Truncation
 from rewardserve.formatting import FormatError, Item, format_item
 from rewardserve.manifest import MANIFEST_FILE, Manifest, VariantInfo
 from service.batcher import Batcher
-from service.config import ModelSource, Provider, ServiceConfig
+from service.config import ModelErrorPolicy, ModelSource, Provider, ServiceConfig
 from service.errors import DeadlineExpired, InvalidArgument, ModelNotFound
+from service.integrity import check_sha256, check_vocab_fits
 from service.metrics import ServiceMetrics
 from service.postprocess import to_scores
 from service.runner import OnnxRunner, resolve_provider
@@ -91,8 +92,12 @@ class ScoringModel:
         config.check_max_length(source.name, spec.max_length)
         provider = resolve_provider(config.provider)
         variant = choose_variant(manifest, provider, config.precision, config.allow_failed_parity)
+        manifest_path = directory / MANIFEST_FILE
         encoder = TextEncoder.from_file(directory / TOKENIZER_FILE, spec.max_length)
+        check_sha256(directory / TOKENIZER_FILE, manifest.tokenizer_sha256, manifest_path)
         runner = OnnxRunner(variant.path(directory), provider, manifest.pad_token_id, config.intra_op_threads)
+        check_sha256(variant.path(directory), variant.sha256, manifest_path)  # after: garbage fails to parse first
+        check_vocab_fits(encoder, runner, directory / TOKENIZER_FILE)
         batcher = Batcher(
             source.name, runner.run, metrics, max_batch_items=config.max_batch_items,
             max_batch_tokens=config.batch_tokens(provider, spec.max_length), max_wait_ms=config.max_wait_ms,
@@ -163,31 +168,53 @@ class ModelRegistry:
         registry.get("")                                 # the default model
     """
 
-    def __init__(self, models: dict[str, ScoringModel], prep_pool: ThreadPoolExecutor):
+    def __init__(self, models: dict[str, ScoringModel], prep_pool: ThreadPoolExecutor,
+                 failed: dict[str, str] | None = None, default: str | None = None):
         self.models = models
-        self.default = next(iter(models))
+        self.failed = dict(failed or {})  # skipped models: name -> why they failed to load
+        # The configured default stays the default even when it was skipped: requests for it
+        # fail with NOT_FOUND rather than silently getting another model's scores.
+        self.default = default or next(iter(models))
         self._prep_pool = prep_pool
 
     @classmethod
     def load(cls, config: ServiceConfig, metrics: ServiceMetrics, warm_up: bool = True) -> ModelRegistry:
-        """Load (and warm up) every configured model; blocking."""
+        """Load (and warm up) every configured model; blocking.
+
+        A model that fails raises (``on_model_error=fail``) or is logged and left out
+        (``skip``); if no model loads, BundleError lists every failure.
+        """
         pool = ThreadPoolExecutor(config.tokenizer_workers, thread_name_prefix="prepare")
-        models = {}
+        models, failed = {}, {}
         try:
             for source in config.models:
-                model = ScoringModel.load(source, config, metrics, pool)
-                if warm_up:
-                    model.warm_up()
+                try:
+                    model = ScoringModel.load(source, config, metrics, pool)
+                    if warm_up:
+                        model.warm_up()
+                except Exception as e:
+                    if config.on_model_error is not ModelErrorPolicy.skip:
+                        raise
+                    failed[source.name] = str(e) or type(e).__name__
+                    logger.error("model %s failed to load, skipped (on_model_error=skip): %s",
+                                 source.name, failed[source.name])
+                    continue
                 models[source.name] = model
+            if not models:
+                raise BundleError("no model could be loaded: " + "; ".join(f"{n}: {e}" for n, e in failed.items()))
         except BaseException:
             pool.shutdown(wait=False)
             raise
-        return cls(models, pool)
+        return cls(models, pool, failed, default=config.models[0].name)
 
     def get(self, name: str) -> ScoringModel:
         """Return the named model (empty name: the default); unknown raises ModelNotFound."""
-        model = self.models.get(name or self.default)
+        name = name or self.default
+        model = self.models.get(name)
         if model is None:
+            if name in self.failed:
+                # The reason (file paths) stays in the server log.
+                raise ModelNotFound(f"model {name!r} failed to load and is not served (see the server log)")
             raise ModelNotFound(f"model {name!r} not found (serving {sorted(self.models)})")
         return model
 

@@ -73,6 +73,7 @@ class OnnxRunner:
             self.session = ort.InferenceSession(str(path), opts, providers=providers)
         except Exception as e:  # ORT raises its own Fail/InvalidGraph types
             raise BundleError(f"{path}: cannot load ONNX model: {e}") from e
+        self.path = path
         self.provider = self.session.get_providers()[0]
         self.pad_id = pad_id
         self.input_names = [i.name for i in self.session.get_inputs()]

@@ -16,11 +16,12 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from rewardserve.v1 import reward_pb2, reward_pb2_grpc
+from rewardserve.v1 import reward_pb2
 from service.config import ServiceConfig
 from service.metrics import ServiceMetrics
 from service.models import ModelRegistry
 from service.servicer import RewardServicer
+from service.wire import add_servicer
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,8 @@ class RewardServer:
     async def start(self) -> None:
         """Listen on the gRPC and metrics ports and start loading the models."""
         server = grpc.aio.server()
-        reward_pb2_grpc.add_RewardServiceServicer_to_server(self.servicer, server)
+        # Undecodable requests reach the servicer and get INVALID_ARGUMENT (not UNKNOWN).
+        add_servicer(self.servicer, server, reward_pb2.DESCRIPTOR.services_by_name["RewardService"])
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
         address = f"{self.config.host}:{self.config.port}"
@@ -78,6 +80,8 @@ class RewardServer:
         self.servicer.registry = registry
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         logger.info("serving %s (default %s)", sorted(registry.models), registry.default)
+        if registry.failed:
+            logger.warning("not serving %s: failed to load (on_model_error=skip)", sorted(registry.failed))
         logger.info("%s", usage_hint(self.config.host, self.port, self.metrics_port, registry.default))
 
     async def wait_ready(self) -> None:

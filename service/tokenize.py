@@ -72,6 +72,11 @@ class TextEncoder:
             raise BundleError(f"{path}: cannot load tokenizer: {e}") from e
         return cls(tok, max_length)
 
+    @property
+    def max_token_id(self) -> int:
+        """The largest id the tokenizer can produce (added tokens included)."""
+        return max(self._tok.get_vocab(with_added_tokens=True).values())
+
     def encode_batch(self, texts: list[str], truncation: Truncation) -> list[Encoded]:
         """Encode texts; cut each to max_length from ``truncation``'s side, or raise TooLong."""
         # Same steps as the tokenizer's own truncation: cut the content to the budget left
