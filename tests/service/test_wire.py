@@ -35,9 +35,8 @@ CASES = [(m, g) for m in ("Score", "Compare", "GetModel") for g in sorted(GARBAG
 
 @pytest.mark.parametrize(("method", "name"), CASES)
 def test_undecodable_unary_request_is_invalid_argument(server, method, name):
-    with grpc.insecure_channel(server.target) as channel:
-        with pytest.raises(grpc.RpcError) as e:
-            raw(channel, method)(GARBAGE[name], timeout=10)
+    with grpc.insecure_channel(server.target) as channel, pytest.raises(grpc.RpcError) as e:
+        raw(channel, method)(GARBAGE[name], timeout=10)
     assert e.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert e.value.details().startswith("request is not a valid rewardserve.v1.")
 
