@@ -32,10 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                            description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     serve.add_argument("--config", type=Path, help="TOML or JSON file of settings (flags and env win)")
     for f in fields(ServiceConfig):
-        flag = "--model" if f.name == "models" else "--" + f.name.replace("_", "-")
+        flag = {"models": "--model", "composites": "--composite"}.get(f.name, "--" + f.name.replace("_", "-"))
         kwargs: dict[str, Any] = {"dest": f.name, "default": None, "help": f.metadata["help"]}
         if f.name == "models":
             kwargs.update(action="append", metavar="NAME=DIR")
+        elif f.name == "composites":
+            kwargs.update(action="append", metavar="NAME=EXPR")
         elif f.type == "bool":
             kwargs.update(action="store_const", const=True)
         elif f.name == "precision":

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardserve.enums import Precision, enum_values
+from service.recipes import CompositeSpec, check_recipes, parse_composites
 
 ENV_PREFIX = "REWARDSERVE_"
 
@@ -130,6 +131,13 @@ class ServiceConfig:
     tokenizer_workers: int = _opt(2, "threads that format and tokenize requests", int)
     grace_period_s: float = _opt(10.0, "on SIGTERM, time to finish accepted requests, in seconds", float)
     allow_failed_parity: bool = _opt(False, "serve variants whose export parity check failed", _bool)
+    http_port: int | None = _opt(None, "OpenRLHF-compatible HTTP port on host (POST /get_reward, GET /health); "
+                                 "0: any free port; off (default): none", _optional_port)
+    http_model: str = _opt("", "model or composite that /get_reward scores when the request names none "
+                           "(empty: the default model)", str)
+    composites: tuple[CompositeSpec, ...] = _opt((), "composite rewards as NAME=EXPR, e.g. "
+                                                  "'safe=hh - 0.5*toxicity:toxic' (service/recipes.py)",
+                                                  parse_composites)
     on_model_error: ModelErrorPolicy = _opt(ModelErrorPolicy.fail, "a model that fails to load: fail (exit "
                                             "non-zero) or skip (log it, serve the others; exit non-zero if "
                                             "none loads)", ModelErrorPolicy)
@@ -150,7 +158,7 @@ class ServiceConfig:
             raise ValueError("models must name at least one ONNX bundle (NAME=DIR)")
         if len(set(names)) != len(names):
             raise ValueError(f"model names must be unique, got {names}")
-        for port_name in ("port", "metrics_port"):
+        for port_name in ("port", "metrics_port", "http_port"):
             port = getattr(self, port_name)
             if port is not None and not 0 <= port <= 65535:
                 raise ValueError(f"{port_name} must be in 0..65535, got {port}")
@@ -172,6 +180,10 @@ class ServiceConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.request_timeout_s <= 0:
             raise ValueError(f"request_timeout_s must be > 0, got {self.request_timeout_s}")
+        check_recipes(self.composites, names)
+        scorable = names + [c.name for c in self.composites]
+        if self.http_model and self.http_model not in scorable:
+            raise ValueError(f"http_model {self.http_model!r} is not a served model or composite ({scorable})")
 
     def check_max_length(self, model: str, max_length: int) -> None:
         """Raise ValueError unless one model's longest input fits in a batch."""

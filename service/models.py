@@ -20,6 +20,7 @@ from rewardserve.enums import Precision, Truncation
 from rewardserve.formatting import FormatError, Item, format_item
 from rewardserve.manifest import MANIFEST_FILE, Manifest, VariantInfo
 from service.batcher import Batcher
+from service.composite import CompositeModel, build_composites
 from service.config import ModelErrorPolicy, ModelSource, Provider, ServiceConfig
 from service.errors import DeadlineExpired, InvalidArgument, ModelNotFound
 from service.integrity import check_sha256, check_vocab_fits
@@ -124,6 +125,10 @@ class ScoringModel:
             normalization=None if n is None else (n.mean, n.std), model_type=self.spec.model_type,
         )
 
+    def raw_reward(self, score: ItemScore) -> float:
+        """The score Compare puts in Bradley-Terry: the reward logit, never normalised."""
+        return score.logits[self.spec.reward_index]
+
     def warm_up(self) -> None:
         """Run a short and a longest-possible batch (blocking) so the first request is not slow."""
         long_text = "warm up " * self.spec.max_length
@@ -169,8 +174,10 @@ class ModelRegistry:
     """
 
     def __init__(self, models: dict[str, ScoringModel], prep_pool: ThreadPoolExecutor,
-                 failed: dict[str, str] | None = None, default: str | None = None):
+                 failed: dict[str, str] | None = None, default: str | None = None,
+                 composites: dict[str, CompositeModel] | None = None):
         self.models = models
+        self.composites = composites or {}  # named recipes over ``models``, scored like models
         self.failed = dict(failed or {})  # skipped models: name -> why they failed to load
         # The configured default stays the default even when it was skipped: requests for it
         # fail with NOT_FOUND rather than silently getting another model's scores.
@@ -202,30 +209,31 @@ class ModelRegistry:
                 models[source.name] = model
             if not models:
                 raise BundleError("no model could be loaded: " + "; ".join(f"{n}: {e}" for n, e in failed.items()))
+            composites, lost = build_composites(config.composites, models, failed)
         except BaseException:
             pool.shutdown(wait=False)
             raise
-        return cls(models, pool, failed, default=config.models[0].name)
+        return cls(models, pool, failed | lost, default=config.models[0].name, composites=composites)
 
-    def get(self, name: str) -> ScoringModel:
-        """Return the named model (empty name: the default); unknown raises ModelNotFound."""
+    def get(self, name: str) -> ScoringModel | CompositeModel:
+        """Return the named model or composite (empty name: the default); unknown raises ModelNotFound."""
         name = name or self.default
-        model = self.models.get(name)
+        model = self.models.get(name) or self.composites.get(name)
         if model is None:
             if name in self.failed:
                 # The reason (file paths) stays in the server log.
                 raise ModelNotFound(f"model {name!r} failed to load and is not served (see the server log)")
-            raise ModelNotFound(f"model {name!r} not found (serving {sorted(self.models)})")
+            raise ModelNotFound(f"model {name!r} not found (serving {sorted(self.models) + sorted(self.composites)})")
         return model
 
     def label(self, name: str) -> str:
         """The metric label for a requested model name (bounded: unknown names share one)."""
         name = name or self.default
-        return name if name in self.models else "unknown"
+        return name if name in self.models or name in self.composites else "unknown"
 
     def infos(self) -> list[ModelInfo]:
-        """Every model's info, default first."""
-        return [m.info for m in self.models.values()]
+        """Every model's info, default first, then the composites."""
+        return [m.info for m in (*self.models.values(), *self.composites.values())]
 
     def start(self) -> None:
         """Start every batcher (in the event loop)."""

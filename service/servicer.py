@@ -46,7 +46,8 @@ class RewardServicer(reward_pb2_grpc.RewardServiceServicer):
         self.registry: ModelRegistry | None = None  # set once every model is loaded and warm
         self.draining = False
 
-    def _models(self) -> ModelRegistry:
+    def models(self) -> ModelRegistry:
+        """The loaded models; Unavailable while they load or the server drains (every protocol asks here)."""
         if self.draining:
             raise Unavailable("server is shutting down")
         if self.registry is None:
@@ -57,15 +58,16 @@ class RewardServicer(reward_pb2_grpc.RewardServiceServicer):
         """Metric label of a requested model name."""
         return self.registry.label(name) if self.registry is not None else (name or "default")
 
-    def _deadline(self, context: grpc.aio.ServicerContext) -> float:
+    def deadline(self, context: grpc.aio.ServicerContext) -> float:
+        """The call's deadline as a time.monotonic() time (request_timeout_s when it carries none)."""
         remaining = context.time_remaining()
         # The client's deadline wins; request_timeout_s bounds only requests that carry none.
         return time.monotonic() + (self.config.request_timeout_s if remaining is None else remaining)
 
     async def _score(self, request: pb.ScoreRequest, context) -> pb.ScoreResponse:
         req = types.score_request_from_pb(request, self.config.max_items_per_request)
-        model = self._models().get(req.options.model)
-        scores = await model.score(req.items, req.options, self._deadline(context))
+        model = self.models().get(req.options.model)
+        scores = await model.score(req.items, req.options, self.deadline(context))
         return types.score_result_to_pb(types.ScoreResult(tuple(scores), model.name, req.request_id))
 
     @grpc_errors("Score", _options_model)
@@ -104,12 +106,13 @@ class RewardServicer(reward_pb2_grpc.RewardServiceServicer):
     @grpc_errors("Compare", _options_model)
     async def Compare(self, request, context):
         req = types.compare_request_from_pb(request, self.config.max_items_per_request)
-        model = self._models().get(req.options.model)
+        model = self.models().get(req.options.model)
         names = ("pairs[{}].response_a", "pairs[{}].response_b")
-        scores = await model.score(req.items(), req.options, self._deadline(context),
+        scores = await model.score(req.items(), req.options, self.deadline(context),
                                    name_of=lambda i: names[i % 2].format(i // 2))
-        # P(a > b) uses the raw rewards (Bradley-Terry), whether or not rewards are normalised.
-        raw = [s.logits[model.spec.reward_index] for s in scores]
+        # P(a > b) uses the raw rewards (Bradley-Terry), whether or not rewards are normalised;
+        # for a composite, its totals.
+        raw = [model.raw_reward(s) for s in scores]
         comparisons = tuple(
             types.PairComparison(scores[i].reward, scores[i + 1].reward, sigmoid(raw[i] - raw[i + 1]))
             for i in range(0, len(scores), 2)
@@ -118,9 +121,9 @@ class RewardServicer(reward_pb2_grpc.RewardServiceServicer):
 
     @grpc_errors("ListModels")
     async def ListModels(self, request, context):
-        registry = self._models()
+        registry = self.models()
         return types.list_models_to_pb(registry.infos(), registry.default)
 
     @grpc_errors("GetModel", _model)
     async def GetModel(self, request, context):
-        return types.model_info_to_pb(self._models().get(request.model).info)
+        return types.model_info_to_pb(self.models().get(request.model).info)

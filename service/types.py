@@ -24,6 +24,7 @@ from rewardserve.enums import Truncation
 from rewardserve.formatting import ROLES, ChatItem, Item, Message, PairItem, TextItem
 from rewardserve.v1 import reward_pb2 as pb
 from service.errors import InvalidArgument
+from service.recipes import CompositeTerm
 
 _TRUNC_FROM_PB = {
     pb.TRUNCATION_MODE_UNSPECIFIED: None,
@@ -57,14 +58,29 @@ class ScoreRequest:
 
 
 @dataclass(frozen=True)
+class RewardPart:
+    """One term of a composite reward for one item: ``value`` is unweighted (P(label) or the reward)."""
+
+    model: str
+    label: str
+    weight: float
+    value: float
+
+
+@dataclass(frozen=True)
 class ItemScore:
-    """One item's result: all logits, probabilities, the reward, token count, truncation."""
+    """One item's result: all logits, probabilities, the reward, token count, truncation.
+
+    A composite's score has no logits or probabilities: its reward is the sum of its ``parts``
+    (weight x value), ``num_tokens`` the longest part's, ``truncated`` whether any part was.
+    """
 
     logits: tuple[float, ...]
     probabilities: tuple[float, ...]
     reward: float
     num_tokens: int
     truncated: bool
+    parts: tuple[RewardPart, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
@@ -138,6 +154,7 @@ class ModelInfo:
     parity_passed: bool
     normalization: tuple[float, float] | None  # (mean, std)
     model_type: str
+    terms: tuple[CompositeTerm, ...] = ()  # a composite's recipe (kind "composite")
 
 
 # ------------------------------------------------------------------ validation
@@ -257,7 +274,8 @@ def compare_request_from_pb(req: pb.CompareRequest, max_items: int) -> CompareRe
 # ------------------------------------------------------------------ domain -> pb (server side)
 def _item_score_to_pb(s: ItemScore) -> pb.ItemScore:
     return pb.ItemScore(logits=s.logits, probabilities=s.probabilities, reward=s.reward,
-                        num_tokens=s.num_tokens, truncated=s.truncated)
+                        num_tokens=s.num_tokens, truncated=s.truncated,
+                        parts=[pb.RewardPart(**asdict(p)) for p in s.parts])
 
 
 def score_result_to_pb(r: ScoreResult) -> pb.ScoreResponse:
@@ -276,7 +294,8 @@ def model_info_to_pb(m: ModelInfo) -> pb.ModelInfo:
     """Build a ModelInfo message."""
     d = asdict(m)
     norm = d.pop("normalization")
-    msg = pb.ModelInfo(**d)
+    terms = [pb.CompositeTerm(**t) for t in d.pop("terms")]
+    msg = pb.ModelInfo(**d, terms=terms)
     if norm is not None:
         msg.normalization.CopyFrom(pb.Normalization(mean=norm[0], std=norm[1]))
     return msg
@@ -316,7 +335,9 @@ def compare_request_to_pb(r: CompareRequest) -> pb.CompareRequest:
 def score_result_from_pb(msg: pb.ScoreResponse) -> ScoreResult:
     """Convert a ScoreResponse."""
     scores = tuple(
-        ItemScore(tuple(s.logits), tuple(s.probabilities), s.reward, s.num_tokens, s.truncated) for s in msg.scores
+        ItemScore(tuple(s.logits), tuple(s.probabilities), s.reward, s.num_tokens, s.truncated,
+                  tuple(RewardPart(p.model, p.label, p.weight, p.value) for p in s.parts))
+        for s in msg.scores
     )
     return ScoreResult(scores=scores, model=msg.model, request_id=msg.request_id)
 
@@ -335,6 +356,7 @@ def model_info_from_pb(msg: pb.ModelInfo) -> ModelInfo:
         reward_index=msg.reward_index, max_length=msg.max_length, truncation_side=msg.truncation_side,
         text_format=msg.text_format, precision=msg.precision, execution_provider=msg.execution_provider,
         parity_passed=msg.parity_passed, normalization=norm, model_type=msg.model_type,
+        terms=tuple(CompositeTerm(t.model, t.weight, t.label) for t in msg.terms),
     )
 
 
