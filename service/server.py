@@ -1,4 +1,4 @@
-"""The gRPC server: RewardService, standard health and reflection, metrics, graceful shutdown.
+"""The gRPC server: RewardService, KServe v2, health and reflection, metrics, HTTP, graceful shutdown.
 
 The port opens at once with health NOT_SERVING (RPCs answer UNAVAILABLE); models load and
 warm up in a thread, then health turns SERVING. On SIGTERM or SIGINT: health NOT_SERVING,
@@ -16,8 +16,11 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from rewardserve.kserve import grpc_predict_v2_pb2 as kserve_pb2
 from rewardserve.v1 import reward_pb2
 from service.config import ServiceConfig
+from service.kserve import SERVICE_NAME as KSERVE_SERVICE_NAME
+from service.kserve import KServeServicer
 from service.metrics import ServiceMetrics
 from service.models import ModelRegistry
 from service.servicer import RewardServicer
@@ -47,6 +50,7 @@ class RewardServer:
         self.metrics = metrics or ServiceMetrics()
         self._loader = loader  # replaceable, e.g. to build default models before loading them
         self.servicer = RewardServicer(config, self.metrics)
+        self.kserve = KServeServicer(self.servicer)  # same registry: KServe items share the batches
         self.health = health.aio.HealthServicer()
         self._server: grpc.aio.Server | None = None
         self._metrics_http = None
@@ -59,8 +63,10 @@ class RewardServer:
         server = grpc.aio.server()
         # Undecodable requests reach the servicer and get INVALID_ARGUMENT (not UNKNOWN).
         add_servicer(self.servicer, server, reward_pb2.DESCRIPTOR.services_by_name["RewardService"])
+        add_servicer(self.kserve, server, kserve_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"])
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        reflection.enable_server_reflection((SERVICE_NAME, KSERVE_SERVICE_NAME, health.SERVICE_NAME,
+                                             reflection.SERVICE_NAME), server)
         address = f"{self.config.host}:{self.config.port}"
         self.port = server.add_insecure_port(address)
         if not self.port:
