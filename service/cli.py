@@ -70,6 +70,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     score.add_argument("--provider", choices=["auto", "cpu", "cuda"], default="auto", help="with --model")
     score.set_defaults(handler=_score)
 
+    from service.filter import add_parser as add_filter
+
+    add_filter(sub)  # `rewardserve filter`, defined beside its config
+
 
 # ------------------------------------------------------------------ serve
 def _serve(args: argparse.Namespace) -> int:

@@ -121,7 +121,7 @@ class RewardFunc:
     def _penalty_probs(self, texts: list[TextItem]) -> list[float]:
         penalty = self.penalty
         if self._penalty_index is None:  # once: which probability is the penalty
-            self._penalty_index = penalty_prob(self.client.get_model(penalty.model, self.timeout_s), penalty.label)
+            self._penalty_index = label_prob(self.client.get_model(penalty.model, self.timeout_s), penalty.label)
         result = self.client.score(texts, model=penalty.model, timeout_s=self.timeout_s)
         return [self._penalty_index(s.probabilities) for s in result.scores]
 
@@ -131,15 +131,22 @@ class RewardFunc:
             self._pool.shutdown()
 
 
-def penalty_prob(info: ModelInfo, label: str | None) -> Callable[[Sequence[float]], float]:
-    """How to read P(penalty) from a classifier's probabilities; errors name the labels."""
+def label_prob(info: ModelInfo, label: str | None) -> Callable[[Sequence[float]], float]:
+    """How to read P(``label``) from a classifier's probabilities (None: 1 - P(reward label)).
+
+    Shared by the reward-function penalty and ``rewardserve filter``; errors name the labels.
+    """
     if info.kind != "classifier" or len(info.labels) < 2:
-        raise ValueError(f"penalty model {info.name!r} is {info.kind} with labels {list(info.labels)}: "
-                         "the penalty needs a classifier")
+        raise ValueError(f"model {info.name!r} is {info.kind} with labels {list(info.labels)}: "
+                         "a label probability needs a classifier")
     if label is None:
         return lambda probs: 1.0 - probs[info.reward_index]
     if label not in info.labels:
-        raise ValueError(f"penalty_label {label!r} is not a label of {info.name!r}: {list(info.labels)}")
+        raise ValueError(f"label {label!r} is not a label of {info.name!r}: {list(info.labels)}")
     index = info.labels.index(label)
     return lambda probs: probs[index]
 
+
+def label_name(info: ModelInfo, label: str | None) -> str:
+    """How to print the probability :func:`label_prob` reads: the label, or the labels but the reward one."""
+    return label or "|".join(x for x in info.labels if x != info.reward_label)

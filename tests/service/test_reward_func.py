@@ -87,9 +87,9 @@ def test_empty_completions_are_not_sent(server, client):
 def test_bad_uses_are_clear(client):
     with pytest.raises(ValueError, match="penalty_label needs penalty_model"):
         client.as_reward_func(penalty_label="toxic")
-    with pytest.raises(ValueError, match="'nope' is not a label of 'classifier'"):
+    with pytest.raises(ValueError, match="label 'nope' is not a label of 'classifier'"):
         client.as_reward_func(penalty_model="classifier", penalty_label="nope")(PROMPTS, COMPLETIONS)
-    with pytest.raises(ValueError, match="penalty model 'pairwise' is pairwise.*needs a classifier"):
+    with pytest.raises(ValueError, match="model 'pairwise' is pairwise.*needs a classifier"):
         client.as_reward_func(model="gpt2", penalty_model="pairwise")(PROMPTS, COMPLETIONS)
     with pytest.raises(ValueError, match="3 prompts but 2 completions"):
         client.as_reward_func()(PROMPTS, COMPLETIONS[:2])
