@@ -28,10 +28,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``serve`` and ``score`` subcommands."""
     from service.config import PRECISION_CHOICES, ServiceConfig
 
-    serve = sub.add_parser("serve", help="serve ONNX bundles over gRPC",
+    # No abbreviations: `--auth-token X` must fail, not be taken for `--auth-token-file X`.
+    serve = sub.add_parser("serve", help="serve ONNX bundles over gRPC", allow_abbrev=False,
                            description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     serve.add_argument("--config", type=Path, help="TOML or JSON file of settings (flags and env win)")
     for f in fields(ServiceConfig):
+        if f.metadata.get("secret"):  # e.g. auth_token: env or config file only, never in `ps`
+            continue
         flag = {"models": "--model", "composites": "--composite"}.get(f.name, "--" + f.name.replace("_", "-"))
         kwargs: dict[str, Any] = {"dest": f.name, "default": None, "help": f.metadata["help"]}
         if f.name == "models":
@@ -53,6 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     health.add_argument("--address", default="127.0.0.1:50051", help="HOST:PORT of the server")
     health.add_argument("--service", default="", help="service name ('' = the whole server)")
     health.add_argument("--timeout-s", type=float, default=3.0, help="deadline of the check")
+    _add_client_security(health)
     health.set_defaults(handler=_health)
 
     score = sub.add_parser("score", help="score a JSONL file of items (via a server or in-process)")
@@ -68,11 +72,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     score.add_argument("--timeout-s", type=float, default=300.0, help="deadline of each request")
     score.add_argument("--precision", choices=PRECISION_CHOICES, default="auto", help="with --model")
     score.add_argument("--provider", choices=["auto", "cpu", "cuda"], default="auto", help="with --model")
+    _add_client_security(score)
     score.set_defaults(handler=_score)
 
-    from service.filter import add_parser as add_filter
 
-    add_filter(sub)  # `rewardserve filter`, defined beside its config
+def _add_client_security(parser: argparse.ArgumentParser) -> None:
+    """Flags of a client of a server with TLS or tokens (the token is read from a file or env)."""
+    group = parser.add_argument_group("TLS and token (when the server requires them)")
+    group.add_argument("--tls-ca-file", help="PEM CA that signed the server's certificate (turns TLS on)")
+    group.add_argument("--tls-cert-file", help="PEM client certificate, for mutual TLS (with --tls-key-file)")
+    group.add_argument("--tls-key-file", help="PEM private key of --tls-cert-file")
+    group.add_argument("--token-file", help="file whose first line is the bearer token "
+                       "(default: REWARDSERVE_AUTH_TOKEN; never a flag, `ps` would show it)")
+
+
+def _client_security(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments of the clients for the TLS and token flags."""
+    from service.credentials import read_token
+
+    return {"tls_ca_file": args.tls_ca_file, "tls_cert_file": args.tls_cert_file,
+            "tls_key_file": args.tls_key_file, "token": read_token(args.token_file, os.environ)}
 
 
 # ------------------------------------------------------------------ serve
@@ -82,7 +101,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     if not _has_models(args):
         args.models = [f"{name}={path}" for name, path in _default_models().items()]
-    values = {f.name: getattr(args, f.name) for f in fields(ServiceConfig)}
+    values = {f.name: getattr(args, f.name) for f in fields(ServiceConfig) if not f.metadata.get("secret")}
     return serve(ServiceConfig.from_sources(values, os.environ, args.config))
 
 
@@ -125,10 +144,15 @@ def _health(args: argparse.Namespace) -> int:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    with grpc.insecure_channel(args.address) as channel:
+    from service.credentials import bearer_metadata, open_channel
+
+    security = _client_security(args)
+    token = security.pop("token")  # health needs none, but a proxy in front may
+    with open_channel(args.address, (), **security) as channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout_s)
+                health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout_s,
+                metadata=bearer_metadata(token))
         except grpc.RpcError as e:
             print(f"{args.address}: {e.code().name}: {e.details()}", file=sys.stderr)
             return 1
@@ -212,10 +236,11 @@ async def _score_rows(rows: list[tuple[int, Any, Any]], batch_size: int, score: 
 
 
 async def _score_via_server(args, rows, out) -> None:
+    from rewardserve.cli import CLIError
     from service.client import AsyncRewardClient, RewardServiceError
     from service.errors import InvalidArgument
 
-    async with AsyncRewardClient(args.server, timeout_s=args.timeout_s) as client:
+    async with AsyncRewardClient(args.server, timeout_s=args.timeout_s, **_client_security(args)) as client:
 
         async def score(items):
             try:
@@ -224,7 +249,7 @@ async def _score_via_server(args, rows, out) -> None:
             except RewardServiceError as e:
                 if e.code.name == "INVALID_ARGUMENT":
                     raise InvalidArgument(e.details) from e
-                raise RuntimeError(f"server {args.server}: {e}") from e
+                raise CLIError(f"server {args.server}: {e}") from e  # e.g. UNAUTHENTICATED: a message, no traceback
             return r.model, list(r.scores)
 
         await _score_rows(rows, args.batch_size, score, out)

@@ -5,7 +5,9 @@ balances RPCs over the replicas with gRPC's round_robin policy (:mod:`service.ta
 Calls that fail with UNAVAILABLE (server loading, draining or restarting) are retried with
 exponential backoff and jitter within the call's deadline; each retry is a new pick, so it goes
 to another replica. Other failures raise
-:class:`RewardServiceError` carrying the gRPC status code and message.
+:class:`RewardServiceError` carrying the gRPC status code and message. A server with TLS or
+tokens needs ``tls_ca_file`` (plus ``tls_cert_file``/``tls_key_file`` for mutual TLS) and
+``token`` (sent as ``authorization: Bearer <token>``; see :mod:`service.credentials`).
 
 Example::
 
@@ -32,6 +34,7 @@ import grpc
 from rewardserve.enums import Truncation
 from rewardserve.v1 import reward_pb2_grpc
 from service import types
+from service.credentials import bearer_metadata, open_channel
 from service.reward_func import Penalty, RewardFunc
 from service.targets import CHANNEL_OPTIONS, channel_target
 from service.types import CompareResult, ModelInfo, ScoreOptions, ScoreResult
@@ -81,9 +84,10 @@ def score_request(items: Iterable[Any], *, model: str = "", truncation: Truncati
 
 
 class _Base:
-    def __init__(self, timeout_s: float, retry: RetryPolicy):
+    def __init__(self, timeout_s: float, retry: RetryPolicy, token: str | None = None):
         self.timeout_s = timeout_s
         self.retry = retry
+        self._metadata = bearer_metadata(token)  # every call's `authorization: Bearer <token>`
 
     def _should_retry(self, e: grpc.RpcError, attempt: int, deadline: float) -> float | None:
         """Seconds to sleep before retrying, or None to give up."""
@@ -102,9 +106,12 @@ class RewardClient(_Base):
         client.score(["text one", "text two"], model="toxicity").scores[1].probabilities
     """
 
-    def __init__(self, target: str | Sequence[str], *, timeout_s: float = 30.0, retry: RetryPolicy = RetryPolicy()):
-        super().__init__(timeout_s, retry)
-        self._channel = grpc.insecure_channel(channel_target(target), options=CHANNEL_OPTIONS)
+    def __init__(self, target: str | Sequence[str], *, timeout_s: float = 30.0, retry: RetryPolicy = RetryPolicy(),
+                 tls_ca_file: str | None = None, tls_cert_file: str | None = None, tls_key_file: str | None = None,
+                 token: str | None = None):
+        super().__init__(timeout_s, retry, token)
+        self._channel = open_channel(channel_target(target), CHANNEL_OPTIONS, tls_ca_file=tls_ca_file,
+                                     tls_cert_file=tls_cert_file, tls_key_file=tls_key_file)
         self._stub = reward_pb2_grpc.RewardServiceStub(self._channel)
 
     def _call(self, method: str, request, timeout_s: float | None):
@@ -113,7 +120,8 @@ class RewardClient(_Base):
         while True:
             attempt += 1
             try:
-                return getattr(self._stub, method)(request, timeout=max(deadline - time.monotonic(), 0.0))
+                return getattr(self._stub, method)(request, timeout=max(deadline - time.monotonic(), 0.0),
+                                                       metadata=self._metadata)
             except grpc.RpcError as e:
                 delay = self._should_retry(e, attempt, deadline)
                 if delay is None:
@@ -179,9 +187,12 @@ class AsyncRewardClient(_Base):
             results = await asyncio.gather(*(client.score([t]) for t in texts))
     """
 
-    def __init__(self, target: str | Sequence[str], *, timeout_s: float = 30.0, retry: RetryPolicy = RetryPolicy()):
-        super().__init__(timeout_s, retry)
-        self._channel = grpc.aio.insecure_channel(channel_target(target), options=CHANNEL_OPTIONS)
+    def __init__(self, target: str | Sequence[str], *, timeout_s: float = 30.0, retry: RetryPolicy = RetryPolicy(),
+                 tls_ca_file: str | None = None, tls_cert_file: str | None = None, tls_key_file: str | None = None,
+                 token: str | None = None):
+        super().__init__(timeout_s, retry, token)
+        self._channel = open_channel(channel_target(target), CHANNEL_OPTIONS, aio=True, tls_ca_file=tls_ca_file,
+                                     tls_cert_file=tls_cert_file, tls_key_file=tls_key_file)
         self._stub = reward_pb2_grpc.RewardServiceStub(self._channel)
 
     async def _call(self, method: str, request, timeout_s: float | None):
@@ -190,7 +201,8 @@ class AsyncRewardClient(_Base):
         while True:
             attempt += 1
             try:
-                return await getattr(self._stub, method)(request, timeout=max(deadline - time.monotonic(), 0.0))
+                return await getattr(self._stub, method)(request, timeout=max(deadline - time.monotonic(), 0.0),
+                                                             metadata=self._metadata)
             except grpc.aio.AioRpcError as e:
                 delay = self._should_retry(e, attempt, deadline)
                 if delay is None:
@@ -231,7 +243,7 @@ class AsyncRewardClient(_Base):
                 for r in requests:
                     yield types.score_request_to_pb(r)
 
-        call = self._stub.ScoreStream(to_pb(), timeout=timeout_s or self.timeout_s)
+        call = self._stub.ScoreStream(to_pb(), timeout=timeout_s or self.timeout_s, metadata=self._metadata)
         try:
             async for msg in call:
                 yield types.score_result_from_pb(msg)

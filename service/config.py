@@ -72,9 +72,18 @@ class ModelSource:
         return cls(name.strip(), path.strip())
 
 
-def _opt(default: Any, help: str, parse=None):
-    """A config field with its help text (shared with the CLI) and its string parser."""
-    return field(default=default, metadata={"help": help, "parse": parse})
+def _opt(default: Any, help: str, parse=None, secret: bool = False):
+    """A config field with its help text (shared with the CLI) and its string parser.
+
+    A ``secret`` field is left out of ``repr`` and gets no CLI flag (``ps`` shows flags): it is
+    set through ``REWARDSERVE_<NAME>`` or the config file only.
+    """
+    return field(default=default, repr=not secret, metadata={"help": help, "parse": parse, "secret": secret})
+
+
+def _optional_str(value: Any) -> str | None:
+    text = str(value).strip()
+    return text or None
 
 
 def _bool(value: Any) -> bool:
@@ -116,6 +125,20 @@ class ServiceConfig:
     host: str = _opt("127.0.0.1", "gRPC bind address (loopback by default; 0.0.0.0 to expose)", str)
     port: int = _opt(50051, "gRPC port (0: any free port)", int)
     metrics_port: int | None = _opt(9400, "Prometheus /metrics port (0: any free port; off: none)", _optional_port)
+    metrics_host: str = _opt("127.0.0.1", "/metrics bind address (loopback by default, apart from host)", str)
+    tls_cert_file: str | None = _opt(None, "PEM server certificate (chain): gRPC and HTTP over TLS", _optional_str)
+    tls_key_file: str | None = _opt(None, "PEM private key of tls_cert_file (unencrypted)", _optional_str)
+    tls_client_ca_file: str | None = _opt(None, "PEM CA certificates: clients must present a certificate they "
+                                          "signed (mutual TLS)", _optional_str)
+    auth_token_file: str | None = _opt(None, "file of accepted bearer tokens, one per line: calls need "
+                                       "'authorization: Bearer TOKEN' (health is open)", _optional_str)
+    auth_token: str = _opt("", "accepted bearer tokens, comma-separated (REWARDSERVE_AUTH_TOKEN or the config "
+                           "file only)", str, secret=True)
+    max_request_bytes: int = _opt(16 << 20, "largest request message, in bytes (RESOURCE_EXHAUSTED beyond)", int)
+    max_text_chars: int = _opt(200_000, "most characters in one item (text, prompt + response, or all messages)",
+                               int)
+    max_concurrent_requests: int = _opt(1024, "calls handled at once; more get RESOURCE_EXHAUSTED / HTTP 429 "
+                                        "(health is exempt)", int)
     max_batch_items: int = _opt(64, "most items in one ONNX Runtime batch", int)
     max_batch_tokens: int = _opt(0, "most padded tokens (items x longest) in one batch; 0: auto, "
                                  f"{AUTO_BATCH_TOKENS['cuda']} on CUDA, {AUTO_BATCH_TOKENS['cpu']} on CPU "
@@ -165,7 +188,8 @@ class ServiceConfig:
         if self.max_batch_tokens < 0:
             raise ValueError(f"max_batch_tokens must be >= 0 (0: auto), got {self.max_batch_tokens}")
         for name in ("max_batch_items", "max_queue_items", "max_items_per_request",
-                     "inference_workers", "tokenizer_workers"):
+                     "inference_workers", "tokenizer_workers", "max_request_bytes", "max_text_chars",
+                     "max_concurrent_requests"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_items_per_request > self.max_queue_items:
@@ -180,6 +204,10 @@ class ServiceConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.request_timeout_s <= 0:
             raise ValueError(f"request_timeout_s must be > 0, got {self.request_timeout_s}")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file must be set together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_client_ca_file (mutual TLS) needs tls_cert_file and tls_key_file")
         check_recipes(self.composites, names)
         scorable = names + [c.name for c in self.composites]
         if self.http_model and self.http_model not in scorable:

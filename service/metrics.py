@@ -4,14 +4,15 @@ Example::
 
     metrics = ServiceMetrics()
     metrics.observe_batch("hh", items=8, real_tokens=700, padded_tokens=800, seconds=0.01)
-    http_server = metrics.serve_http(9400, "127.0.0.1")
+    runner, port = await metrics.serve_http(9400, "127.0.0.1")
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,9 @@ class ServiceMetrics:
         self.batches_in_flight = Gauge("rewardserve_batches_in_flight", "batches running in ONNX Runtime",
                                        ["model"], registry=r)
         self.model_info = Info("rewardserve_model", "served models", ["model"], registry=r)
+        self.rejected = Counter("rewardserve_requests_rejected", "calls refused before reaching a service "
+                                "(unauthenticated, overloaded), by protocol and reason", ["protocol", "reason"],
+                                registry=r)
 
     def observe_request(self, method: str, model: str, code: str, seconds: float) -> None:
         """Count one finished RPC and its latency."""
@@ -66,8 +70,23 @@ class ServiceMetrics:
         self.padding_efficiency.labels(model).observe(real_tokens / padded_tokens if padded_tokens else 1.0)
         self.inference.labels(model).observe(seconds)
 
-    def serve_http(self, port: int, host: str):
-        """Start the ``/metrics`` HTTP server in a daemon thread; return it (``.server_port``)."""
-        server, _thread = start_http_server(port, addr=host, registry=self.registry)
-        logger.info("metrics on http://%s:%d/metrics", host, server.server_port)
-        return server
+    async def serve_http(self, port: int, host: str, ssl_context=None, middlewares=()) -> tuple[Any, int]:
+        """Serve ``/metrics`` (HTTPS with ``ssl_context``) on the running event loop.
+
+        Returns the aiohttp ``AppRunner`` (``await runner.cleanup()`` stops it) and the bound port.
+        """
+        from aiohttp import web
+        from prometheus_client.aiohttp import make_aiohttp_handler
+
+        app = web.Application(middlewares=list(middlewares))
+        app.router.add_get("/metrics", make_aiohttp_handler(self.registry))
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        bound = runner.addresses[0][1]
+        logger.info("metrics on %s://%s:%d/metrics", "https" if ssl_context else "http", host, bound)
+        return runner, bound

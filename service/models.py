@@ -28,7 +28,7 @@ from service.metrics import ServiceMetrics
 from service.postprocess import to_scores
 from service.runner import OnnxRunner, resolve_provider
 from service.tokenize import Encoded, TextEncoder, TooLong
-from service.types import ItemScore, ModelInfo, ScoreOptions
+from service.types import ItemScore, ModelInfo, ScoreOptions, check_text_chars
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,8 @@ class ScoringModel:
     """
 
     def __init__(self, name: str, spec: RewardSpec, variant: VariantInfo, encoder: TextEncoder,
-                 runner: OnnxRunner, batcher: Batcher, prep_pool: ThreadPoolExecutor):
+                 runner: OnnxRunner, batcher: Batcher, prep_pool: ThreadPoolExecutor,
+                 max_text_chars: int | None = None):
         self.name = name
         self.spec = spec
         self.variant = variant
@@ -80,6 +81,8 @@ class ScoringModel:
         self.runner = runner
         self.batcher = batcher
         self._prep_pool = prep_pool
+        # Checked here, on the path every protocol (gRPC, HTTP, KServe) takes to the batcher.
+        self.max_text_chars = max_text_chars
 
     @classmethod
     def load(cls, source: ModelSource, config: ServiceConfig, metrics: ServiceMetrics,
@@ -104,7 +107,7 @@ class ScoringModel:
             max_batch_tokens=config.batch_tokens(provider, spec.max_length), max_wait_ms=config.max_wait_ms,
             max_queue_items=config.max_queue_items, workers=config.inference_workers,
         )
-        model = cls(source.name, spec, variant, encoder, runner, batcher, prep_pool)
+        model = cls(source.name, spec, variant, encoder, runner, batcher, prep_pool, config.max_text_chars)
         metrics.model_info.labels(source.name).info(
             {"path": str(directory), "precision": variant.precision.value, "provider": runner.provider,
              "kind": spec.kind.value, "max_length": str(spec.max_length), "parity_passed": str(variant.passed)}
@@ -138,6 +141,8 @@ class ScoringModel:
     def prepare(self, items: Sequence[Item], truncation: Truncation,
                 name_of: Callable[[int], str] = "items[{}]".format) -> list[Encoded]:
         """Format and tokenize items (blocking); bad input raises InvalidArgument naming the item."""
+        if self.max_text_chars is not None:
+            check_text_chars(items, self.max_text_chars, name_of)
         texts = []
         for i, item in enumerate(items):
             try:

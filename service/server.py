@@ -23,6 +23,7 @@ from service.kserve import SERVICE_NAME as KSERVE_SERVICE_NAME
 from service.kserve import KServeServicer
 from service.metrics import ServiceMetrics
 from service.models import ModelRegistry
+from service.security import Security
 from service.servicer import RewardServicer
 from service.wire import add_servicer
 
@@ -53,14 +54,16 @@ class RewardServer:
         self.kserve = KServeServicer(self.servicer)  # same registry: KServe items share the batches
         self.health = health.aio.HealthServicer()
         self._server: grpc.aio.Server | None = None
-        self._metrics_http = None
+        self._metrics_http = None  # aiohttp AppRunner
+        self.security: Security | None = None  # loaded in start(): reads the TLS and token files
         self._loading: asyncio.Task | None = None
         self.port: int | None = None
         self.metrics_port: int | None = None
 
     async def start(self) -> None:
         """Listen on the gRPC and metrics ports and start loading the models."""
-        server = grpc.aio.server()
+        self.security = security = Security.load(self.config, self.metrics)
+        server = grpc.aio.server(interceptors=security.interceptors(), options=security.grpc_options())
         # Undecodable requests reach the servicer and get INVALID_ARGUMENT (not UNKNOWN).
         add_servicer(self.servicer, server, reward_pb2.DESCRIPTOR.services_by_name["RewardService"])
         add_servicer(self.kserve, server, kserve_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"])
@@ -68,16 +71,21 @@ class RewardServer:
         reflection.enable_server_reflection((SERVICE_NAME, KSERVE_SERVICE_NAME, health.SERVICE_NAME,
                                              reflection.SERVICE_NAME), server)
         address = f"{self.config.host}:{self.config.port}"
-        self.port = server.add_insecure_port(address)
+        self.port = security.add_port(server, address)
         if not self.port:
             raise OSError(f"cannot listen on {address}")
+        security.warn_if_exposed("gRPC", self.config.host, self.port)
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         await server.start()
         self._server = server
         if self.config.metrics_port is not None:
-            self._metrics_http = self.metrics.serve_http(self.config.metrics_port, self.config.host)
-            self.metrics_port = self._metrics_http.server_port
-        logger.info("listening on %s:%d; loading %d models", self.config.host, self.port, len(self.config.models))
+            # Scrapes must work under overload: token checked, concurrency limit not applied.
+            self._metrics_http, self.metrics_port = await self.metrics.serve_http(
+                self.config.metrics_port, self.config.metrics_host, security.ssl_context,
+                security.http_middlewares(limit_concurrency=False))
+            security.warn_if_exposed("/metrics", self.config.metrics_host, self.metrics_port)
+        logger.info("listening on %s:%d (%s); loading %d models", self.config.host, self.port,
+                    security.describe(), len(self.config.models))
         self._loading = asyncio.create_task(self._load())
 
     async def _load(self) -> None:
@@ -110,8 +118,7 @@ class RewardServer:
         if self.servicer.registry is not None:
             await self.servicer.registry.stop()
         if self._metrics_http is not None:
-            self._metrics_http.shutdown()
-            self._metrics_http.server_close()
+            await self._metrics_http.cleanup()
         logger.info("server stopped")
 
 

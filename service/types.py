@@ -14,7 +14,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -177,6 +177,25 @@ def validate_items(items: Sequence[Item], max_items: int) -> None:
                     raise InvalidArgument(
                         f"items[{i}].conversation.messages[{j}].role: must be one of {list(ROLES)}, got {m.role!r}"
                     )
+
+
+def item_chars(item: Item) -> tuple[int, str]:
+    """Characters in an item's texts, and what was counted (``text``, ``prompt + response``...)."""
+    if isinstance(item, TextItem):
+        return len(item.text), "text"
+    if isinstance(item, PairItem):
+        return len(item.prompt) + len(item.response), "prompt + response"
+    return sum(len(m.content) for m in item.messages), "all message contents"
+
+
+def check_text_chars(items: Sequence[Item], max_chars: int,
+                     name_of: Callable[[int], str] = "items[{}]".format) -> None:
+    """Raise InvalidArgument naming the first item with more than ``max_chars`` characters."""
+    for i, item in enumerate(items):
+        count, what = item_chars(item)
+        if count > max_chars:
+            raise InvalidArgument(f"{name_of(i)}: {count} characters ({what}), at most {max_chars} per item "
+                                  "(max_text_chars)")
 
 
 def item_from_obj(obj: Any, where: str = "item") -> Item:

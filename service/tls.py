@@ -1,0 +1,112 @@
+"""TLS and mutual TLS of the server: credentials for gRPC and an ``ssl.SSLContext`` for HTTP.
+
+The files are read and checked once, at startup, so that a typo fails the start with a message
+naming the setting and the file (``tls_key_file /etc/rs/tls.key: does not match tls_cert_file
+/etc/rs/tls.crt``), never the first client's handshake. Certificates are not reloaded: rotate
+them by restarting (replicas one at a time behind a load balancer).
+
+Example::
+
+    tls = ServerTLS.load(config)           # None when tls_cert_file is not set
+    port = server.add_secure_port("0.0.0.0:50051", tls.grpc_credentials())
+    web.TCPSite(runner, "0.0.0.0", 8443, ssl_context=tls.ssl_context)
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from service.config import ServiceConfig
+
+CERT_MARKER = b"-----BEGIN CERTIFICATE-----"
+KEY_MARKER = b"PRIVATE KEY-----"
+
+
+def read_pem(setting: str, path: str, kind: str) -> bytes:
+    """Read a PEM file (``kind``: certificate or key); errors name the setting and the file."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ValueError(f"{setting} {path}: file not found") from None
+    except IsADirectoryError:
+        raise ValueError(f"{setting} {path}: is a directory, expected a PEM file") from None
+    except OSError as e:
+        raise ValueError(f"{setting} {path}: cannot read ({e.strerror})") from None
+    if kind == "certificate" and CERT_MARKER not in data:
+        raise ValueError(f"{setting} {path}: not a PEM certificate (no '{CERT_MARKER.decode()}' line)")
+    if kind == "key":
+        if KEY_MARKER not in data:
+            raise ValueError(f"{setting} {path}: not a PEM private key (no '-----BEGIN ... PRIVATE KEY-----' line)")
+        if b"ENCRYPTED" in data:  # gRPC cannot take a passphrase
+            raise ValueError(f"{setting} {path}: the private key is encrypted; give an unencrypted key "
+                             "(e.g. openssl pkey -in KEY -out KEY.plain) and protect it with file permissions")
+    return data
+
+
+def _no_passphrase() -> bytes:
+    # Without a callback OpenSSL would prompt on the terminal; read_pem refuses encrypted keys first.
+    raise ValueError("encrypted private keys are not supported")
+
+
+@dataclass(frozen=True)
+class ServerTLS:
+    """The server's certificate and key, and the CA that signs client certificates (mTLS).
+
+    ``ssl_context`` (for the HTTP endpoints) is built at load time; building it is also what
+    checks that the key matches the certificate.
+    """
+
+    cert_file: str
+    key_file: str
+    client_ca_file: str | None
+    cert: bytes
+    key: bytes
+    client_ca: bytes | None
+    ssl_context: ssl.SSLContext
+
+    @property
+    def mutual(self) -> bool:
+        """Whether clients must present a certificate signed by ``client_ca_file``."""
+        return self.client_ca is not None
+
+    @classmethod
+    def load(cls, config: ServiceConfig) -> ServerTLS | None:
+        """Read and check the configured files; None when TLS is off (no tls_cert_file)."""
+        if config.tls_cert_file is None:
+            return None
+        cert = read_pem("tls_cert_file", config.tls_cert_file, "certificate")
+        key = read_pem("tls_key_file", config.tls_key_file, "key")
+        ca = None
+        if config.tls_client_ca_file is not None:
+            ca = read_pem("tls_client_ca_file", config.tls_client_ca_file, "certificate")
+        context = _ssl_context(config.tls_cert_file, config.tls_key_file, config.tls_client_ca_file)
+        return cls(config.tls_cert_file, config.tls_key_file, config.tls_client_ca_file, cert, key, ca, context)
+
+    def grpc_credentials(self) -> grpc.ServerCredentials:
+        """Credentials for ``grpc.aio.Server.add_secure_port``."""
+        return grpc.ssl_server_credentials(
+            [(self.key, self.cert)], root_certificates=self.client_ca, require_client_auth=self.mutual
+        )
+
+
+def _ssl_context(cert_file: str, key_file: str, client_ca_file: str | None) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert_file, key_file, password=_no_passphrase)
+    except ssl.SSLError as e:
+        if "KEY_VALUES_MISMATCH" in str(e):
+            raise ValueError(f"tls_key_file {key_file}: does not match tls_cert_file {cert_file} "
+                             "(the key is not the certificate's private key)") from None
+        raise ValueError(f"tls_cert_file {cert_file} / tls_key_file {key_file}: cannot load ({e})") from None
+    if client_ca_file is not None:
+        try:
+            context.load_verify_locations(cafile=client_ca_file)
+        except ssl.SSLError as e:
+            raise ValueError(f"tls_client_ca_file {client_ca_file}: cannot load the CA certificates ({e})") from None
+        context.verify_mode = ssl.CERT_REQUIRED  # no certificate, or one this CA did not sign: handshake fails
+    return context
