@@ -20,6 +20,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from rewardserve.kserve import grpc_predict_v2_pb2 as kserve_pb
+from rewardserve.kserve import grpc_predict_v2_pb2_grpc as kserve_grpc
 from rewardserve.v1 import reward_pb2 as pb
 from rewardserve.v1 import reward_pb2_grpc
 from service.models import ScoringModel
@@ -41,9 +43,14 @@ def limited(bundles):
 
 
 @pytest.fixture(scope="module")
-def stub(limited):
+def channel(limited):
     with grpc.insecure_channel(limited.target) as channel:
-        yield reward_pb2_grpc.RewardServiceStub(channel)
+        yield channel
+
+
+@pytest.fixture(scope="module")
+def stub(channel):
+    return reward_pb2_grpc.RewardServiceStub(channel)
 
 
 def texts(*items: str) -> pb.ScoreRequest:
@@ -171,7 +178,8 @@ def file_access() -> FileAccess:
     return FileAccess()
 
 
-def test_model_names_cannot_name_files(limited, bundles, stub, file_access, monkeypatch):
+def test_model_names_cannot_name_files(limited, bundles, channel, stub, file_access, monkeypatch):
+    kserve, not_found = kserve_grpc.GRPCInferenceServiceStub(channel), grpc.StatusCode.NOT_FOUND
     loads = []
     monkeypatch.setattr(ScoringModel, "load", classmethod(lambda cls, *a, **k: loads.append(a)))
     bundle_dir = str(bundles["classifier"])  # a real, loadable bundle the server does not serve
@@ -184,6 +192,11 @@ def test_model_names_cannot_name_files(limited, bundles, stub, file_access, monk
             code, details = status(stub.Score, request)
             assert (code, details) == (grpc.StatusCode.NOT_FOUND, f"model {name!r} not found (serving ['pairwise'])")
             assert status(stub.GetModel, pb.GetModelRequest(model=name))[0] == grpc.StatusCode.NOT_FOUND
+            assert status(kserve.ModelMetadata, kserve_pb.ModelMetadataRequest(name=name))[0] == not_found
+            text = kserve_pb.ModelInferRequest.InferInputTensor(
+                name="text", datatype="BYTES", shape=[1], contents=kserve_pb.InferTensorContents(bytes_contents=[b"hi"]))
+            infer = kserve_pb.ModelInferRequest(model_name=name, inputs=[text])
+            assert status(kserve.ModelInfer, infer)[0] == not_found
         assert file_access.seen == [] and loads == []
         with open(os.path.join(bundle_dir, "reward.json")):  # the hook does see file access
             pass

@@ -18,6 +18,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from rewardserve.cli import main
+from rewardserve.kserve import grpc_predict_v2_pb2 as kserve_pb
+from rewardserve.kserve import grpc_predict_v2_pb2_grpc as kserve_grpc
 from service.client import AsyncRewardClient, RetryPolicy, RewardClient, RewardServiceError, score_request
 from service.credentials import bearer_metadata, open_channel
 
@@ -130,6 +132,18 @@ def test_wrong_scheme_is_unauthenticated(secure, pki):
         # health stays open (Kubernetes probes send no token); TLS still applies
         reply = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_kserve_service_needs_the_token_too(secure, pki):
+    with open_channel(secure.target, (), tls_ca_file=pki.ca.cert, tls_cert_file=pki.client.cert,
+                      tls_key_file=pki.client.key) as channel:
+        kserve = kserve_grpc.GRPCInferenceServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as e:
+            kserve.ModelMetadata(kserve_pb.ModelMetadataRequest(name="pairwise"), timeout=5)
+        assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        reply = kserve.ModelMetadata(kserve_pb.ModelMetadataRequest(name="pairwise"), timeout=5,
+                                     metadata=bearer_metadata(TOKEN))
+        assert reply.name == "pairwise"
 
 
 def test_reflection_needs_the_token(secure, pki):
