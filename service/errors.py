@@ -101,6 +101,42 @@ def http_status_for(exc: BaseException) -> tuple[int, str]:
     return HTTP_STATUS.get(code, 500), message
 
 
+def http_errors(method: str, model_of: Callable[[object, object], str] | None = None):
+    """Decorate an aiohttp handler method like :func:`grpc_errors` does a servicer method.
+
+    An exception becomes ``{"error": message, "code": "NOT_FOUND"}`` with the HTTP status of
+    its gRPC code (:data:`HTTP_STATUS`); the request is counted in the same metrics as RPCs,
+    ``code`` labelled with the gRPC code name so errors by code add up across protocols.
+    """
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        async def wrapper(self, request):
+            start, exc = time.perf_counter(), None
+            model = model_of(self, request) if model_of else ""
+            self.metrics.in_flight.labels(method).inc()
+            try:
+                return await fn(self, request)
+            except (Exception, asyncio.CancelledError) as e:
+                exc = e
+            finally:
+                self.metrics.in_flight.labels(method).dec()
+                code = grpc.StatusCode.OK if exc is None else status_for(exc)[0]
+                if code is grpc.StatusCode.INTERNAL:
+                    logger.error("%s failed", method, exc_info=exc)
+                self.metrics.observe_request(method, model, code.name, time.perf_counter() - start)
+            if isinstance(exc, asyncio.CancelledError):
+                raise exc  # the client went away: nobody to answer
+            from aiohttp import web  # here, not at the top: the gRPC-only path never needs it
+
+            status, message = http_status_for(exc)
+            return web.json_response({"error": message, "code": code.name}, status=status)
+
+        return wrapper
+
+    return decorate
+
+
 def grpc_errors(method: str, model_of: Callable[[object, object], str] | None = None):
     """Decorate a servicer method: map exceptions to statuses and record request metrics.
 

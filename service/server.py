@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha import reflection
 from rewardserve.kserve import grpc_predict_v2_pb2 as kserve_pb2
 from rewardserve.v1 import reward_pb2
 from service.config import ServiceConfig
+from service.http import RewardHttpApp
 from service.kserve import SERVICE_NAME as KSERVE_SERVICE_NAME
 from service.kserve import KServeServicer
 from service.metrics import ServiceMetrics
@@ -52,6 +53,7 @@ class RewardServer:
         self._loader = loader  # replaceable, e.g. to build default models before loading them
         self.servicer = RewardServicer(config, self.metrics)
         self.kserve = KServeServicer(self.servicer)  # same registry: KServe items share the batches
+        self.http = RewardHttpApp(self.servicer, config, self.metrics)  # listens when http_port is set
         self.health = health.aio.HealthServicer()
         self._server: grpc.aio.Server | None = None
         self._metrics_http = None  # aiohttp AppRunner
@@ -59,9 +61,10 @@ class RewardServer:
         self._loading: asyncio.Task | None = None
         self.port: int | None = None
         self.metrics_port: int | None = None
+        self.http_port: int | None = None
 
     async def start(self) -> None:
-        """Listen on the gRPC and metrics ports and start loading the models."""
+        """Listen on the gRPC, metrics and HTTP ports and start loading the models."""
         self.security = security = Security.load(self.config, self.metrics)
         server = grpc.aio.server(interceptors=security.interceptors(), options=security.grpc_options())
         # Undecodable requests reach the servicer and get INVALID_ARGUMENT (not UNKNOWN).
@@ -84,6 +87,11 @@ class RewardServer:
                 self.config.metrics_port, self.config.metrics_host, security.ssl_context,
                 security.http_middlewares(limit_concurrency=False))
             security.warn_if_exposed("/metrics", self.config.metrics_host, self.metrics_port)
+        if self.config.http_port is not None:
+            # The one place the HTTP endpoint gets its TLS context and middlewares (auth, limits).
+            self.http_port = await self.http.start(self.config.host, self.config.http_port, security.ssl_context,
+                                                   security.http_middlewares())
+            security.warn_if_exposed("HTTP /get_reward", self.config.host, self.http_port)
         logger.info("listening on %s:%d (%s); loading %d models", self.config.host, self.port,
                     security.describe(), len(self.config.models))
         self._loading = asyncio.create_task(self._load())
@@ -93,7 +101,7 @@ class RewardServer:
         registry.start()
         self.servicer.registry = registry
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
-        logger.info("serving %s (default %s)", sorted(registry.models), registry.default)
+        logger.info("serving %s (default %s)", sorted(registry.models) + sorted(registry.composites), registry.default)
         if registry.failed:
             logger.warning("not serving %s: failed to load (on_model_error=skip)", sorted(registry.failed))
         logger.info("%s", usage_hint(self.config.host, self.port, self.metrics_port, registry.default))
@@ -101,6 +109,10 @@ class RewardServer:
     async def wait_ready(self) -> None:
         """Wait until every model is loaded and warm; re-raise a loading error."""
         await asyncio.shield(self._loading)
+
+    async def _stop_grpc(self, grace_s: float) -> None:
+        if self._server is not None:
+            await self._server.stop(grace_s)  # new RPCs are refused; in-flight ones get grace_s
 
     async def _set_health(self, status) -> None:
         for name in ("", SERVICE_NAME):  # "" is the whole server
@@ -111,8 +123,9 @@ class RewardServer:
         grace_s = self.config.grace_period_s if grace_s is None else grace_s
         await self.health.enter_graceful_shutdown()
         self.servicer.draining = True  # stream messages and late RPCs: UNAVAILABLE, retry elsewhere
-        if self._server is not None:
-            await self._server.stop(grace_s)  # new RPCs are refused; in-flight ones get grace_s
+        # gRPC and HTTP drain together: new calls are refused, accepted ones finish first
+        # (within grace_s; HTTP within grace_period_s).
+        await asyncio.gather(self._stop_grpc(grace_s), self.http.stop())
         if self._loading is not None and not self._loading.done():
             self._loading.cancel()
         if self.servicer.registry is not None:
