@@ -28,7 +28,8 @@ RUN if ! command -v python3 >/dev/null 2>&1 || ! python3 -c "import ensurepip" >
       apt-get update && apt-get install -y --no-install-recommends python3 python3-venv \
       && rm -rf /var/lib/apt/lists/*; \
     fi \
- && useradd --create-home --uid 10001 rewardserve
+ && groupadd --gid 10001 rewardserve \
+ && useradd --create-home --uid 10001 --gid 10001 rewardserve
 COPY --from=build /wheels /wheels
 # The wheel with the serving dependencies and one ONNX Runtime build: extra `gpu` or `cpu`.
 RUN python3 -m venv /opt/venv \

@@ -21,4 +21,16 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
 fi
 echo "setup: installing rewardserve[$EXTRAS]"
 .venv/bin/python -m pip install -q -e ".[$EXTRAS]"
+# tests/deploy runs the real Prometheus server: the Debian package (19 MB download, ~10 s).
+if [[ ",$EXTRAS," == *",test,"* ]] && ! command -v prometheus >/dev/null; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    echo "setup: installing prometheus (Debian package, for tests/deploy)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq --no-install-recommends prometheus >/dev/null \
+      || { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+  else
+    echo "setup: prometheus is missing and needs root's apt-get: install it, or set" \
+         "REWARDSERVE_SKIP_PROMETHEUS=1 to skip the tests that run it" >&2
+  fi
+fi
 echo "setup: done ($(.venv/bin/python -c 'import torch, onnxruntime; print("torch", torch.__version__, "onnxruntime", onnxruntime.__version__)'))"
