@@ -1,5 +1,8 @@
 """Fixtures for the deploy/ tests: a rewardserve with a tiny model, traffic, and the real Prometheus.
 
+The server requires a bearer token (as a deployment exposed beyond loopback should), so
+Prometheus scrapes ``/metrics`` with one, the way deploy/README.md says to configure it.
+
 The Prometheus server comes from the Debian package ``prometheus`` (scripts/setup.sh installs it).
 Without the binary the tests that need it FAIL, so CI cannot pass without it; set
 ``REWARDSERVE_SKIP_PROMETHEUS=1`` to skip them on a machine where you cannot install it.
@@ -39,6 +42,8 @@ OK_REQUESTS, ITEMS_PER_REQUEST = 6, 3
 # An item waits up to MAX_WAIT_MS for its batch to fill: long enough for a 50 ms client deadline
 # or the REQUEST_TIMEOUT_S of a call without one to pass while it is queued (a dropped item).
 MAX_WAIT_MS, REQUEST_TIMEOUT_S = 300.0, 0.1
+TOKEN = "deploy-test-token"
+AUTH = (("authorization", f"Bearer {TOKEN}"),)
 
 
 def free_port() -> int:
@@ -48,10 +53,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def fetch(url: str, timeout: float = 5.0) -> str:
+def fetch(url: str, timeout: float = 5.0, token: str | None = None) -> str:
     """GET a URL and return the body (HTTP errors too: Prometheus explains them in JSON)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as r:
             return r.read().decode()
     except urllib.error.HTTPError as e:
         return e.read().decode()
@@ -108,15 +114,17 @@ def prometheus_binary() -> str:
     pytest.fail(f"{message}, or set {SKIP_ENV}=1 to skip these tests locally")
 
 
-def prometheus_test_config(metrics_address: str) -> dict:
+def prometheus_test_config(metrics_address: str, token_file: Path) -> dict:
     """deploy/prometheus/prometheus.yml with its static job aimed at the test server, scraping every 1 s.
 
     The job, its path, the alert rules file and everything else come from the deploy file; the
-    DNS job (Kubernetes) is left out: it cannot resolve here.
+    token is added as deploy/README.md documents; the DNS job (Kubernetes) is left out: it
+    cannot resolve here.
     """
     config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     job = next(j for j in config["scrape_configs"] if j["job_name"] == "rewardserve")
     job["static_configs"] = [{"targets": [metrics_address]}]
+    job["authorization"] = {"credentials_file": str(token_file)}
     job["scrape_interval"] = job["scrape_timeout"] = "1s"
     config["global"].update(scrape_interval="1s", evaluation_interval="1s")
     config["rule_files"] = [str(DEPLOY / "prometheus" / f) for f in config.get("rule_files", [])]
@@ -137,7 +145,9 @@ def prometheus(tmp_path_factory, metrics_port) -> Prometheus:
     binary = prometheus_binary()
     root = tmp_path_factory.mktemp("prometheus")
     config_file = root / "prometheus.yml"
-    config_file.write_text(yaml.safe_dump(prometheus_test_config(f"127.0.0.1:{metrics_port}")))
+    token_file = root / "token"
+    token_file.write_text(TOKEN + "\n")
+    config_file.write_text(yaml.safe_dump(prometheus_test_config(f"127.0.0.1:{metrics_port}", token_file)))
     port = free_port()
     log = root / "prometheus.log"
     with open(log, "w") as out:
@@ -167,22 +177,24 @@ def prometheus(tmp_path_factory, metrics_port) -> Prometheus:
 
 @pytest.fixture(scope="session")
 def deploy_server(tmp_path_factory, metrics_port):
-    """A rewardserve with one tiny classifier on free ports (metrics on ``metrics_port``)."""
+    """A rewardserve with one tiny classifier on free ports (metrics on ``metrics_port``), token required."""
     root = tmp_path_factory.mktemp("deploy-onnx")
     bundle = _export(root, MODEL, "bert", "classifier", (Precision.fp32,))
     server = ServerThread(make_config({MODEL: bundle}, names=(MODEL,), metrics_port=metrics_port,
-                                      max_wait_ms=MAX_WAIT_MS, request_timeout_s=REQUEST_TIMEOUT_S))
+                                      max_wait_ms=MAX_WAIT_MS, request_timeout_s=REQUEST_TIMEOUT_S,
+                                      auth_token=TOKEN))
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
 def traffic(deploy_server) -> dict[str, int]:
-    """Send known traffic: OK Score requests (concurrent), a NOT_FOUND, two items dropped past their deadline.
+    """Send known traffic: OK Score requests (concurrent), a NOT_FOUND, two items dropped past their
+    deadline, a call without a token.
 
     Returns the exact counts the metrics must show.
     """
-    with RewardClient(deploy_server.target, timeout_s=30) as client:
+    with RewardClient(deploy_server.target, timeout_s=30, token=TOKEN) as client:
         def one(i: int):
             client.score([f"text {i} {j} " * (j + 1) for j in range(ITEMS_PER_REQUEST)], model=MODEL)
 
@@ -200,16 +212,23 @@ def traffic(deploy_server) -> dict[str, int]:
         client.list_models()
         client.get_model(MODEL)
     # A call without a deadline gets the server's REQUEST_TIMEOUT_S, which passes in the queue.
-    with grpc.insecure_channel(deploy_server.target) as channel, pytest.raises(grpc.RpcError) as e:
-        reward_pb2_grpc.RewardServiceStub(channel).Score(reward_pb2.ScoreRequest(items=[reward_pb2.Item(text="x")]))
-    assert e.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+    request = reward_pb2.ScoreRequest(items=[reward_pb2.Item(text="x")])
+    with grpc.insecure_channel(deploy_server.target) as channel:
+        stub = reward_pb2_grpc.RewardServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as e:
+            stub.Score(request, metadata=AUTH)
+        assert e.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+        with pytest.raises(grpc.RpcError) as e:  # no token: refused before the service
+            stub.Score(request, timeout=10)
+        assert e.value.code() is grpc.StatusCode.UNAUTHENTICATED
 
     def dropped() -> bool:  # counted when the batcher next looks at its queue
-        families = text_string_to_metric_families(fetch(deploy_server.metrics_url))
+        families = text_string_to_metric_families(fetch(deploy_server.metrics_url, token=TOKEN))
         return sum(x.value for f in families for x in f.samples if x.name == "rewardserve_items_dropped_total") == 2
 
     wait_until(dropped, 10, "the two late items to be counted as dropped")
-    return {"score_ok": OK_REQUESTS, "items": OK_REQUESTS * ITEMS_PER_REQUEST, "not_found": 1, "dropped": 2}
+    return {"score_ok": OK_REQUESTS, "items": OK_REQUESTS * ITEMS_PER_REQUEST, "not_found": 1, "dropped": 2,
+            "unauthenticated": 1}
 
 
 @pytest.fixture(scope="session")

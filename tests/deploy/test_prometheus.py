@@ -37,6 +37,8 @@ def test_prometheus_scrapes_the_rewardserve_series(scraped, traffic):
     assert value('sum(rewardserve_requests_total{method="Score", code="OK"})') == traffic["score_ok"]
     assert value('sum(rewardserve_requests_total{method="Score", code="NOT_FOUND"})') == traffic["not_found"]
     assert value(f'rewardserve_items_total{{model="{MODEL}"}}') == traffic["items"]
+    assert value('rewardserve_requests_rejected_total{protocol="grpc", reason="unauthenticated"}') == traffic[
+        "unauthenticated"]
     assert value(f'sum(rewardserve_items_dropped_total{{model="{MODEL}"}})') == traffic["dropped"]
     # Every scored item waited in the queue once; batches ran and were observed.
     assert value(f'rewardserve_queue_wait_seconds_count{{model="{MODEL}"}}') == traffic["items"]
