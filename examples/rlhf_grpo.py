@@ -37,6 +37,7 @@ _WORDS = """the a and you we it is are my your this that to of with for today da
 coffee music dog cat friend thanks lovely kind nice great happy help love good please welcome
 crap damn hell hate loser stupid ugly idiot shut up"""
 TINY_WORDS = tuple(_WORDS.split())
+HH_PROMPT = "\n\nHuman: {}\n\nAssistant: "
 TINY_PROMPTS = ("say something to your friend", "tell me about your day", "what do you think of my dog",
                 "say something about the rain", "talk about your garden", "what is your music")
 
@@ -55,6 +56,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     policy.add_argument("--policy", help="causal LM: a local directory or a Hugging Face name")
     policy.add_argument("--tiny", action="store_true", help="a tiny random GPT-2 over a word vocabulary (offline)")
     p.add_argument("--prompts", type=Path, help="prompts, one per line (default: a few built-in ones)")
+    p.add_argument("--prompt-format", choices=["plain", "hh"], default="plain",
+                   help="hh: wrap each prompt as an Anthropic HH dialogue turn (what the hh model was trained on)")
+    p.add_argument("--show", type=int, default=4, help="print this many completions of the trained policy")
     p.add_argument("--steps", type=int, default=40, help="GRPO optimizer steps")
     p.add_argument("--prompts-per-step", type=int, default=4, help="distinct prompts per step")
     p.add_argument("--num-generations", type=int, default=8, help="completions sampled per prompt (the group)")
@@ -106,6 +110,8 @@ def prompts_dataset(args: argparse.Namespace):
     prompts = [p for p in prompts if p.strip()]
     if not prompts:
         raise SystemExit(f"{args.prompts}: no prompts")
+    if args.prompt_format == "hh":  # the tiny policy reads "Human:"/"Assistant:" as unknown words: harmless
+        prompts = [HH_PROMPT.format(p) for p in prompts]
     needed = args.steps * args.prompts_per_step
     return Dataset.from_dict({"prompt": (prompts * (needed // len(prompts) + 1))[:needed]})
 
@@ -122,7 +128,7 @@ def grpo_config(args: argparse.Namespace, suppress: list[int]):
         num_generations=args.num_generations, max_completion_length=args.max_completion_length,
         temperature=args.temperature, beta=args.beta, seed=args.seed, data_seed=args.seed, logging_steps=1,
         save_strategy="no", report_to="none", use_cpu=not torch.cuda.is_available(), bf16=False,
-        disable_tqdm=True, generation_kwargs={"suppress_tokens": suppress} if suppress else None,
+        disable_tqdm=True, gradient_checkpointing=False, generation_kwargs={"suppress_tokens": suppress} if suppress else None,
     )
 
 
@@ -154,8 +160,23 @@ def train(args: argparse.Namespace) -> list[dict[str, Any]]:
                               callbacks=[LogReward()])
         trainer.remove_callback(PrinterCallback)  # LogReward prints the one line per step that matters
         trainer.train()
+        show_samples(trainer.model, tokenizer, reward, args, suppress)
         reward.close()
     return history
+
+
+def show_samples(policy, tokenizer, reward, args: argparse.Namespace, suppress: list[int]) -> None:
+    """Print a few completions of the trained policy to the first prompt, with their rewards."""
+    if args.show < 1:
+        return
+    prompt = prompts_dataset(args)[0]["prompt"]
+    inputs = tokenizer([prompt] * args.show, return_tensors="pt", padding=True).to(policy.device)
+    out = policy.generate(**inputs, do_sample=True, max_new_tokens=args.max_completion_length,
+                          temperature=args.temperature, suppress_tokens=suppress or None,
+                          pad_token_id=tokenizer.pad_token_id)
+    texts = tokenizer.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    for text, r in zip(texts, reward([prompt] * len(texts), texts), strict=True):
+        logger.info("  %+.3f  %r -> %r", r if r is not None else float("nan"), prompt.strip(), text)
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:

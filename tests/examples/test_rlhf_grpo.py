@@ -37,7 +37,7 @@ def test_grpo_raises_the_served_reward(tmp_path, word_toxicity_bundle):
         history = example.main([
             "--address", server.target, "--tiny", "--reward-model", "toxicity", "--steps", str(STEPS),
             "--prompts-per-step", "2", "--num-generations", "8", "--max-completion-length", "6",
-            "--learning-rate", "1e-2", "--seed", "0", "--output-dir", str(tmp_path / "out"),
+            "--learning-rate", "1e-2", "--seed", "0", "--show", "0", "--output-dir", str(tmp_path / "out"),
             "--history", str(tmp_path / "history.json")])
         requests = server.server.metrics.registry.get_sample_value(
             "rewardserve_requests_total", {"method": "Score", "model": "toxicity", "code": "OK"})
