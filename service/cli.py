@@ -75,6 +75,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_client_security(score)
     score.set_defaults(handler=_score)
 
+    from service.filter import add_parser as add_filter
+
+    add_filter(sub)  # `rewardserve filter`, defined beside its config
+
 
 def _add_client_security(parser: argparse.ArgumentParser) -> None:
     """Flags of a client of a server with TLS or tokens (the token is read from a file or env)."""
