@@ -11,10 +11,7 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import sys
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, TextIO
@@ -77,7 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     from service.filter import add_parser as add_filter
 
-    add_filter(sub)  # `rewardserve filter`, defined beside its config
+    _add_client_security(add_filter(sub))  # `rewardserve filter`, defined beside its config
 
 
 def _add_client_security(parser: argparse.ArgumentParser) -> None:
@@ -168,124 +165,49 @@ def _health(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------ score
 def _score(args: argparse.Namespace) -> int:
     from rewardserve.cli import CLIError
-    from service.errors import InvalidArgument
 
     if args.batch_size < 1:
         raise CLIError(f"--batch-size must be >= 1, got {args.batch_size}")
-    rows = _read_items(args.input)
     out = sys.stdout if args.output == "-" else open(args.output, "w")  # noqa: SIM115
     try:
-        runner = _score_via_server if args.server else _score_in_process
-        asyncio.run(runner(args, rows, out))
-    except InvalidArgument as e:
+        scored = asyncio.run(_score_file(args, out))
+    except RuntimeError as e:  # e.g. the server said UNAUTHENTICATED: a message, no traceback
         raise CLIError(str(e)) from e
     finally:
         if out is not sys.stdout:
             out.close()
-    print(f"scored {len(rows)} items", file=sys.stderr)
+    print(f"scored {scored} items", file=sys.stderr)
     return 0
 
 
-def _read_items(path: str) -> list[tuple[int, Any, Any]]:
-    """Return (line number, item, id) for each non-empty line; errors name the line."""
-    from rewardserve.cli import CLIError
-    from service.errors import InvalidArgument
-    from service.types import item_from_obj, validate_items
+async def _score_file(args: argparse.Namespace, out: TextIO) -> int:
+    """Stream the input through the model (chunks, a few requests in flight); write results in order.
 
-    stream = sys.stdin if path == "-" else open(path)  # noqa: SIM115
-    rows = []
-    with stream:
-        for lineno, line in enumerate(stream, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-                item = item_from_obj(obj, f"line {lineno}")
-                validate_items([item], 1)
-            except json.JSONDecodeError as e:
-                raise CLIError(f"{path}: line {lineno}: invalid JSON: {e.msg}") from e
-            except InvalidArgument as e:
-                raise CLIError(f"{path}: {str(e).replace('items[0]', f'line {lineno}')}") from e
-            rows.append((lineno, item, obj.get("id") if isinstance(obj, dict) else None))
-    return rows
+    Bad lines raise ``BadLine`` naming the file and line (the CLI prints it and exits 2).
+    """
+    from service.streaming import (
+        LineCounts,
+        ScoreSettings,
+        chunked,
+        local_scorer,
+        read_records,
+        score_in_order,
+        server_scorer,
+    )
+    from service.types import item_from_obj
 
-
-ScoreChunk = Callable[[list[Any]], Awaitable[tuple[str, list[Any]]]]
-
-
-async def _score_rows(rows: list[tuple[int, Any, Any]], batch_size: int, score: ScoreChunk, out: TextIO) -> None:
-    """Score rows in chunks, a few requests in flight, and write results in input order."""
-    from service.errors import InvalidArgument
-
-    limit = asyncio.Semaphore(SCORE_CONCURRENCY)
-    chunks = [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
-
-    async def one(chunk):
-        async with limit:
-            try:
-                return await score([item for _, item, _ in chunk])
-            except InvalidArgument as e:  # name the input line, not the index in the request
-                raise InvalidArgument(re.sub(r"items\[(\d+)\]", lambda m: f"line {chunk[int(m[1])][0]}", str(e))) from e
-
-    tasks = [asyncio.ensure_future(one(c)) for c in chunks]
-    try:
-        for chunk, task in zip(chunks, tasks, strict=True):
-            model, scores = await task
-            for (lineno, _, item_id), s in zip(chunk, scores, strict=True):
-                record = {"line": lineno, **({"id": item_id} if item_id is not None else {}), "model": model}
-                out.write(json.dumps({**record, **s.to_dict()}) + "\n")
-    finally:
-        for t in tasks:
-            t.cancel()
-
-
-async def _score_via_server(args, rows, out) -> None:
-    from rewardserve.cli import CLIError
-    from service.client import AsyncRewardClient, RewardServiceError
-    from service.errors import InvalidArgument
-
-    async with AsyncRewardClient(args.server, timeout_s=args.timeout_s, **_client_security(args)) as client:
-
-        async def score(items):
-            try:
-                r = await client.score(items, model=args.model_name, truncation=args.truncation,
-                                       normalize=args.normalize)
-            except RewardServiceError as e:
-                if e.code.name == "INVALID_ARGUMENT":
-                    raise InvalidArgument(e.details) from e
-                raise CLIError(f"server {args.server}: {e}") from e  # e.g. UNAUTHENTICATED: a message, no traceback
-            return r.model, list(r.scores)
-
-        await _score_rows(rows, args.batch_size, score, out)
-
-
-async def _score_in_process(args, rows, out) -> None:
-    from service.config import ModelSource, ServiceConfig
-    from service.metrics import ServiceMetrics
-    from service.models import ModelRegistry
-    from service.types import ScoreOptions
-
-    name = args.model_name or args.model.name
-    config = ServiceConfig(models=(ModelSource(name, str(args.model)),), precision=args.precision,
-                           provider=args.provider, metrics_port=None, max_batch_tokens=_tokens_for(args.model))
-    registry = await asyncio.to_thread(ModelRegistry.load, config, ServiceMetrics(), False)
-    registry.start()
-    model = registry.get(name)
-    options = ScoreOptions(truncation=None if args.truncation is None else Truncation(args.truncation),
-                           normalize=args.normalize)
-    try:
-
-        async def score(items):
-            return model.name, await model.score(items, options, time.monotonic() + args.timeout_s)
-
-        await _score_rows(rows, args.batch_size, score, out)
-    finally:
-        await registry.stop()
-
-
-def _tokens_for(bundle: Path) -> int:
-    """A token budget that fits the bundle's max_length (at least the server default)."""
-    from rewardserve.bundle import RewardSpec
-
-    return max(16384, RewardSpec.load(bundle).max_length)
-
+    settings = ScoreSettings(model=args.model_name, truncation=args.truncation, normalize=args.normalize,
+                             timeout_s=args.timeout_s)
+    scorer_cm = (server_scorer(args.server, settings, **_client_security(args)) if args.server
+                 else local_scorer(args.model, settings, args.precision, args.provider))
+    counts = LineCounts()
+    records = read_records(args.input, item_from_obj, counts=counts)
+    async with scorer_cm as scorer:
+        async for chunk, scores in score_in_order(chunked(records, args.batch_size), scorer.score,
+                                                  SCORE_CONCURRENCY):
+            for record, s in zip(chunk, scores, strict=True):
+                item_id = record.obj.get("id") if isinstance(record.obj, dict) else None
+                head = {"line": record.lineno, **({"id": item_id} if item_id is not None else {}),
+                        "model": scorer.info.name}
+                out.write(json.dumps({**head, **s.to_dict()}) + "\n")
+    return counts.records

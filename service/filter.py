@@ -131,8 +131,8 @@ class Distribution:
         return [sum(self.counts[i : i + step]) for i in range(0, BINS, step)]
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    """Add the ``filter`` subcommand; its flags mirror :class:`FilterConfig`."""
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``filter`` subcommand (its flags mirror :class:`FilterConfig`); return its parser."""
     p = sub.add_parser("filter", help="split JSONL outputs into kept/rejected by a classifier's probability",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for f in fields(FilterConfig):
@@ -146,14 +146,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             kwargs["type"] = {"float": float, "int": int, "Path | None": Path}.get(f.type, str)
         p.add_argument("--" + f.name.replace("_", "-"), **kwargs)
     p.set_defaults(handler=_handler)
+    return p
 
 
 def _handler(args: argparse.Namespace) -> int:
     from rewardserve.cli import CLIError
+    from service.cli import _client_security  # the TLS and token flags the CLI adds to every client
 
     try:
         config = FilterConfig(**{f.name: getattr(args, f.name) for f in fields(FilterConfig)})
-        summary = asyncio.run(run_filter(config))
+        summary = asyncio.run(run_filter(config, _client_security(args) if config.address else {}))
     except (ValueError, RuntimeError) as e:
         raise CLIError(str(e)) from e
     print(summary.report())
@@ -203,8 +205,11 @@ class FilterSummary:
 QUANTILES = (1, 10, 25, 50, 75, 90, 99)
 
 
-async def run_filter(config: FilterConfig) -> FilterSummary:
-    """Stream the input through the model and write the kept and rejected files."""
+async def run_filter(config: FilterConfig, client_kwargs: dict[str, Any] | None = None) -> FilterSummary:
+    """Stream the input through the model and write the kept and rejected files.
+
+    ``client_kwargs`` go to the client of ``config.address`` (TLS files, a token).
+    """
     from service.reward_func import label_name, label_prob
     from service.streaming import (
         LineCounts,
@@ -217,7 +222,7 @@ async def run_filter(config: FilterConfig) -> FilterSummary:
     )
 
     settings = ScoreSettings(model=config.model, timeout_s=config.timeout_s)
-    scorer_cm = (server_scorer(config.address, settings) if config.address is not None
+    scorer_cm = (server_scorer(config.address, settings, **(client_kwargs or {})) if config.address is not None
                  else local_scorer(config.bundle, settings, config.precision, config.provider))
     counts = LineCounts()
     kept_path, rejected_path = config.outputs()
