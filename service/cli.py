@@ -60,7 +60,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     score.add_argument("input", help="JSONL: {'text'} | {'prompt','response'} | {'messages'}; '-' for stdin")
     score.add_argument("-o", "--output", default="-", help="JSONL out, one line per item with every field")
     where = score.add_mutually_exclusive_group(required=True)
-    where.add_argument("--server", metavar="HOST:PORT", help="score through this server")
+    where.add_argument("--server", metavar="ADDRESS", help="score through this server: HOST:PORT, several "
+                       "comma-separated (balanced), or dns:///NAME:PORT")
     where.add_argument("--model", metavar="DIR", type=Path, help="score in-process with this ONNX bundle")
     score.add_argument("--model-name", default="", help="with --server: the model (default: the server's)")
     score.add_argument("--truncation", choices=enum_values(Truncation), help="default: the model's side")
