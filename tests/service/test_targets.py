@@ -80,3 +80,9 @@ async def test_async_client_balances_and_survives_a_dead_replica(replicas):
         await asyncio.to_thread(a.stop)
         results = await asyncio.gather(*(client.score([f"text {i}"]) for i in range(30)))
         assert [len(r.scores) for r in results] == [1] * 30
+
+
+def test_dns_uri_target(server):
+    """A ``dns:///`` name (what a headless Service gives) goes to gRPC's resolver as it is."""
+    with RewardClient(f"dns:///localhost:{server.server.port}", timeout_s=10) as client:
+        assert len(client.score(["hello"]).scores) == 1
