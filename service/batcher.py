@@ -102,14 +102,18 @@ class Batcher:
                 if p is not _STOP and not p.future.done():
                     p.future.set_exception(Unavailable(f"model {self.name}: batcher stopped"))
 
-    def submit(self, items: Sequence[Encoded], deadline: float = math.inf) -> list[asyncio.Future]:
-        """Queue items; return one future per item resolving to its logits row (np.ndarray)."""
+    def check_room(self, count: int) -> None:
+        """Raise Unavailable when stopping, QueueFull when ``count`` more items do not fit now."""
         if self._closed:
             raise Unavailable(f"model {self.name} is shutting down")
-        if self.depth + len(items) > self.max_queue_items:
+        if self.depth + count > self.max_queue_items:
             raise QueueFull(
                 f"model {self.name}: queue full ({self.depth} items waiting, limit {self.max_queue_items}); retry later"
             )
+
+    def submit(self, items: Sequence[Encoded], deadline: float = math.inf) -> list[asyncio.Future]:
+        """Queue items; return one future per item resolving to its logits row (np.ndarray)."""
+        self.check_room(len(items))
         loop = asyncio.get_running_loop()
         now = time.monotonic()
         futures = [loop.create_future() for _ in items]  # before enqueueing: nothing can miss its result

@@ -158,6 +158,9 @@ class ScoringModel:
                     name_of: Callable[[int], str] = "items[{}]".format) -> list[ItemScore]:
         """Score items; ``deadline`` is a ``time.monotonic()`` time."""
         truncation = options.truncation or self.spec.truncation_side
+        # Fail fast: under overload the queue stays full, and a rejection should not first wait
+        # its turn to be tokenized. submit() checks again (the queue may fill meanwhile).
+        self.batcher.check_room(len(items))
         loop = asyncio.get_running_loop()
         encoded = await loop.run_in_executor(self._prep_pool, self.prepare, items, truncation, name_of)
         futures = self.batcher.submit(encoded, deadline)

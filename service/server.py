@@ -8,6 +8,7 @@ no new RPCs, accepted ones finish within ``grace_period_s``, exit code 0.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 from collections.abc import Callable
@@ -29,6 +30,11 @@ from service.servicer import RewardServicer
 from service.wire import add_servicer
 
 logger = logging.getLogger(__name__)
+
+# On stop, calls that reached gRPC core but not yet this event loop would be cancelled by the
+# shutdown (clients see CANCELLED, which they do not retry). For this long (at most half the
+# grace period) the server keeps taking calls first, answering new ones UNAVAILABLE (draining).
+REFUSAL_WINDOW_S = 0.25
 
 SERVICE_NAME = reward_pb2.DESCRIPTOR.services_by_name["RewardService"].full_name
 Loader = Callable[[ServiceConfig, ServiceMetrics], ModelRegistry]
@@ -112,7 +118,14 @@ class RewardServer:
 
     async def _stop_grpc(self, grace_s: float) -> None:
         if self._server is not None:
-            await self._server.stop(grace_s)  # new RPCs are refused; in-flight ones get grace_s
+            loop = asyncio.get_running_loop()
+            end = loop.time() + grace_s
+            await asyncio.sleep(min(REFUSAL_WINDOW_S, grace_s / 2))
+            # Accepted calls finish (within grace_s); then stop at once: health Watch streams never
+            # end by themselves and would otherwise hold the process for the whole grace period.
+            while calls_in_flight(self.metrics) and loop.time() < end:
+                await asyncio.sleep(0.01)
+            await self._server.stop(max(end - loop.time(), 0.0) if calls_in_flight(self.metrics) else 0)
 
     async def _set_health(self, status) -> None:
         for name in ("", SERVICE_NAME):  # "" is the whole server
@@ -132,7 +145,25 @@ class RewardServer:
             await self.servicer.registry.stop()
         if self._metrics_http is not None:
             await self._metrics_http.cleanup()
-        logger.info("server stopped")
+        # Calls handled, by method and status code: what clients saw, for the operator (and the
+        # reliability suite's SIGTERM accounting).
+        logger.info("server stopped; calls by method and code: %s", json.dumps(call_counts(self.metrics)))
+
+
+def calls_in_flight(metrics: ServiceMetrics) -> int:
+    """Calls being handled now (every RPC and HTTP handler counts itself in ``in_flight``)."""
+    return int(sum(s.value for family in metrics.in_flight.collect() for s in family.samples))
+
+
+def call_counts(metrics: ServiceMetrics) -> dict[str, dict[str, int]]:
+    """``{method: {code: calls}}`` from the request counter."""
+    counts: dict[str, dict[str, int]] = {}
+    for family in metrics.requests.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                by_code = counts.setdefault(sample.labels["method"], {})
+                by_code[sample.labels["code"]] = by_code.get(sample.labels["code"], 0) + int(sample.value)
+    return counts
 
 
 def usage_hint(host: str, port: int, metrics_port: int | None, model: str) -> str:
