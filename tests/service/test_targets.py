@@ -86,3 +86,19 @@ def test_dns_uri_target(server):
     """A ``dns:///`` name (what a headless Service gives) goes to gRPC's resolver as it is."""
     with RewardClient(f"dns:///localhost:{server.server.port}", timeout_s=10) as client:
         assert len(client.score(["hello"]).scores) == 1
+
+
+def test_unavailable_retry_goes_to_the_other_replica(replicas):
+    """A replica that answers UNAVAILABLE (draining) while still connected: each retry is a new pick."""
+    a, b = replicas
+    with RewardClient([a.target, b.target], timeout_s=10) as client:
+        client.score(["warm up both connections"])
+        client.score(["warm up both connections"])
+        a.server.servicer.draining = True  # every RPC to a: UNAVAILABLE, connection kept open
+        before_b = _score_requests(b)
+        for _ in range(10):
+            assert len(client.score(["hello"]).scores) == 1
+        refused = a.server.metrics.registry.get_sample_value(
+            "rewardserve_requests_total", {"method": "Score", "model": "pairwise", "code": "UNAVAILABLE"})
+    assert _score_requests(b) - before_b == 10
+    assert refused and refused >= 3  # round_robin did send calls to a; their retries went to b
