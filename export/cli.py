@@ -19,7 +19,7 @@ PARITY_FAILED_EXIT = 1
 
 def register(subparsers) -> None:
     """Add the ``export`` subcommand."""
-    from export.config import ExportConfig, Tolerances
+    from export.config import ExportConfig, Int8Method, Tolerances
 
     help_of = {f.name: f.metadata.get("help", "") for f in fields(ExportConfig)}
     p = subparsers.add_parser(
@@ -41,7 +41,11 @@ def register(subparsers) -> None:
     p.add_argument("--bench-batch-size", type=int, default=8, help=help_of["bench_batch_size"])
     p.add_argument("--bench-seq-len", type=int, default=128, help=help_of["bench_seq_len"])
     p.add_argument("--bench-min-time-s", type=float, default=1.0, help=help_of["bench_min_time_s"])
-    p.add_argument("--int8-method", choices=["blockwise", "dynamic"], default="blockwise", help=help_of["int8_method"])
+    p.add_argument("--int8-method", choices=enum_values(Int8Method), default=Int8Method.per_token.value,
+                   help=help_of["int8_method"])
+    p.add_argument("--int8-keep-fp32", type=int, default=2, help=help_of["int8_keep_fp32"])
+    p.add_argument("--calibration-texts", dest="calibration_texts_file", default=None,
+                   help=help_of["calibration_texts_file"])
     p.add_argument("--int8-block-size", type=int, default=32, help=help_of["int8_block_size"])
     p.add_argument("--int8-no-per-channel", dest="int8_per_channel", action="store_false", help="per-tensor int8 scales")
     p.add_argument("--int8-reduce-range", action="store_true", help=help_of["int8_reduce_range"])
@@ -74,7 +78,8 @@ def config_from_args(args: argparse.Namespace):
         bundle=args.bundle, out=args.out, precisions=tuple(args.precision), opset=args.opset,
         optimize=args.optimize, texts_file=args.texts_file, max_texts=args.max_texts,
         parity_batch_size=args.parity_batch_size, tolerances=tolerances, int8_per_channel=args.int8_per_channel,
-        int8_method=args.int8_method, int8_block_size=args.int8_block_size,
+        int8_method=args.int8_method, int8_block_size=args.int8_block_size, int8_keep_fp32=args.int8_keep_fp32,
+        calibration_texts_file=args.calibration_texts_file,
         int8_reduce_range=args.int8_reduce_range, throughput=args.throughput,
         bench_batch_size=args.bench_batch_size, bench_seq_len=args.bench_seq_len,
         bench_min_time_s=args.bench_min_time_s, overwrite=args.overwrite,

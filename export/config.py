@@ -23,6 +23,7 @@ MIN_OPSET = 17  # LayerNormalization is one op from opset 17 on
 class Int8Method(str, Enum):
     """How the int8 variant is quantized."""
 
+    per_token = "per_token"  # int8 weights per channel, activations per token (export/per_token.py)
     blockwise = "blockwise"  # MatMulNBits: 8-bit weights per block, int8 compute (accuracy level 4)
     dynamic = "dynamic"  # quantize_dynamic: per-channel weights, per-tensor dynamic activations
 
@@ -91,8 +92,14 @@ class ExportConfig:
     max_texts: int = _help("at most this many parity texts (pairs count twice)", 64)
     parity_batch_size: int = _help("batch size of the batched parity runs (batch 1 always runs too)", 8)
     tolerances: Tolerances = _help("parity gates", default_factory=Tolerances)
-    int8_method: Int8Method = _help("int8: blockwise (MatMulNBits, default) or dynamic (quantize_dynamic)",
-                                    Int8Method.blockwise)
+    int8_method: Int8Method = _help(
+        "int8: per_token (default: per-channel weights, per-token activations), blockwise (MatMulNBits) "
+        "or dynamic (quantize_dynamic, per-tensor activations)", Int8Method.per_token)
+    int8_keep_fp32: int = _help("int8 per_token: the N dense matmuls with the largest quantization error on the "
+                                "calibration texts stay fp32", 2)
+    calibration_texts_file: Path | None = _help(
+        "int8 per_token: texts that rank the matmuls' quantization error (same formats as texts_file; "
+        "default: the parity texts). Pass training data to keep the parity texts unseen.", None)
     int8_block_size: int = _help("int8 blockwise: weights per scale along K (power of two >= 16)", 32)
     int8_per_channel: bool = _help("int8 dynamic: per-channel weight scales", True)
     int8_reduce_range: bool = _help("int8 dynamic: 7-bit weights, avoids VNNI-less saturation on old CPUs", False)
@@ -106,8 +113,9 @@ class ExportConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "bundle", Path(self.bundle))
         object.__setattr__(self, "out", Path(self.out))
-        if self.texts_file is not None:
-            object.__setattr__(self, "texts_file", Path(self.texts_file))
+        for name in ("texts_file", "calibration_texts_file"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, Path(getattr(self, name)))
         try:
             precisions = tuple(dict.fromkeys(Precision(p) for p in self.precisions))
         except ValueError as e:
@@ -125,6 +133,8 @@ class ExportConfig:
             raise ValueError("precisions must name at least one variant")
         if self.bundle.resolve() == self.out.resolve():
             raise ValueError("out must differ from bundle")
+        if self.int8_keep_fp32 < 0:
+            raise ValueError(f"int8_keep_fp32 must be >= 0, got {self.int8_keep_fp32}")
         b = self.int8_block_size
         if b < 16 or b & (b - 1):
             raise ValueError(f"int8_block_size must be a power of two >= 16, got {b}")

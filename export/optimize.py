@@ -20,13 +20,22 @@ ORT_MODEL_TYPES = {
 # The exported rotary graph has position_ids of batch 1 (no position_ids input); ORT's fused
 # RotaryEmbedding requires them per batch row, so batched runs fail. Keep rotary unfused.
 NO_ROTARY_FUSION = ("llama", "qwen2")
+# The CPU graphs (fp32, int8) keep attention unfused. On the HH MiniLM model (batch 8 x 128,
+# one thread, CPU time) ORT 1.32's fused CPU Attention kernel made the graph 6% slower than the
+# unfused export (the MatMuls it replaces cost the same; the fused kernel adds its own work),
+# and the int8 variant needs the Q/K/V projections as separate MatMuls to quantize them.
+# The fp16 graph, meant for CUDA, keeps every fusion.
+CPU_FUSE_ATTENTION = False
 
 
-def optimize_onnx(src: Path, dst: Path, model_type: str, num_heads: int, hidden_size: int) -> dict[str, int]:
+def optimize_onnx(src: Path, dst: Path, model_type: str, num_heads: int, hidden_size: int,
+                  fuse_attention: bool = True) -> dict[str, int]:
     """Write the fused graph of ``src`` to ``dst``; return the fused-operator counts (may be empty).
 
     Uses the Python fusions only (``opt_level=0``): the file stays provider-neutral, and
     ONNX Runtime applies its own graph optimizations for the chosen provider at load.
+    ``fuse_attention=False`` keeps attention as plain MatMul/Softmax: the CPU graphs use it
+    (see ``CPU_FUSE_ATTENTION``).
     """
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
@@ -39,6 +48,8 @@ def optimize_onnx(src: Path, dst: Path, model_type: str, num_heads: int, hidden_
     options = FusionOptions(ort_type)
     if model_type in NO_ROTARY_FUSION:
         options.enable_rotary_embeddings = False
+    if not fuse_attention:
+        options.enable_attention = False
     optimized = optimize_model(
         str(src), model_type=ort_type, num_heads=num_heads, hidden_size=hidden_size,
         optimization_options=options, opt_level=0, use_gpu=False,

@@ -16,10 +16,11 @@ from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from export.config import ExportConfig
+from export.config import ExportConfig, Int8Method
 from export.onnx_export import SourceModel, export_onnx, load_source, save_tokenizer
-from export.optimize import heads_and_hidden, optimize_onnx
+from export.optimize import CPU_FUSE_ATTENTION, heads_and_hidden, optimize_onnx
 from export.parity import build_runs, compare, gate, onnx_logits, torch_logits
+from export.per_token import sensitivity
 from export.precision import PROVIDERS, make_variant, variant_method
 from export.texts import load_texts
 from export.throughput import measure_file, synthetic_feeds
@@ -77,26 +78,23 @@ def _build(config: ExportConfig, work: Path) -> Manifest:
 
     logger.info("[2/%d] exporting %s to ONNX (opset %d)", steps, source.model_type, config.opset)
     reference = export_onnx(source, work / REFERENCE_FILE, config.opset)
-    optimized = work / ".model_fp32_optimized.onnx"
-    fusions: dict[str, int] = {}
-    if config.optimize:
-        fusions = optimize_onnx(reference, optimized, source.model_type, *heads_and_hidden(source.model.config))
-    else:
-        shutil.copyfile(reference, optimized)
+    inputs, outputs = _io_names(reference)
+    texts = load_texts(config.texts_file, source.spec, config.max_texts)
+    runs = build_runs(source, texts, inputs, config.parity_batch_size)
+    graphs, fusions = _optimized_graphs(config, source, reference, work)
 
     logger.info("[3/%d] writing variants %s", steps, [p.value for p in config.precisions])
+    keep_fp32 = _int8_keep_fp32(config, source, graphs[Precision.int8], inputs, runs)
     files = {}
     for p in config.precisions:
-        files[p] = make_variant(p, optimized, work / variant_file(p), config)
+        files[p] = make_variant(p, graphs[p], work / variant_file(p), config, keep_fp32)
         logger.info("  %s -> %s (%.1f MB)", p.value, files[p].name, files[p].stat().st_size / 1e6)
-    optimized.unlink()
+    for graph in set(graphs.values()) - {reference}:
+        graph.unlink(missing_ok=True)
     save_tokenizer(source, work)
     shutil.copyfile(config.bundle / REWARD_FILE, work / REWARD_FILE)  # byte for byte: the contract
 
     logger.info("[4/%d] parity against PyTorch fp32", steps)
-    inputs, outputs = _io_names(reference)
-    texts = load_texts(config.texts_file, source.spec, config.max_texts)
-    runs = build_runs(source, texts, inputs, config.parity_batch_size)
     ref_logits = torch_logits(source, runs)
     parity, failure = {}, {}
     for p, path in files.items():
@@ -111,8 +109,8 @@ def _build(config: ExportConfig, work: Path) -> Manifest:
         p.value: VariantInfo(
             precision=p, file=path.name, opset=config.opset, inputs=inputs, outputs=outputs,
             providers=PROVIDERS[p], sha256=file_sha256(path), passed=not failure[p],
-            fusions=fusions if config.optimize else {}, parity=parity[p], throughput=throughput.get(p, {}),
-            failure=failure[p], method=variant_method(p, config),
+            fusions=fusions[p], parity=parity[p], throughput=throughput.get(p, {}),
+            failure=failure[p], method=variant_method(p, config, keep_fp32),
         )
         for p, path in files.items()
     }
@@ -124,6 +122,37 @@ def _build(config: ExportConfig, work: Path) -> Manifest:
         parity_data={**texts.describe(), "runs": [r.name for r in runs], "batch_size": config.parity_batch_size},
         tokenizer_sha256=file_sha256(work / "tokenizer.json"),
     )
+
+
+def _optimized_graphs(config: ExportConfig, source: SourceModel, reference: Path, work: Path):
+    """The fp32 graph each variant derives from, and its fusions: CPU graph for fp32/int8, fully fused for fp16."""
+    if not config.optimize:
+        return dict.fromkeys(Precision, reference), {p: {} for p in Precision}
+    heads = heads_and_hidden(source.model.config)
+    cpu = work / ".model_fp32_cpu.onnx"
+    cpu_fusions = optimize_onnx(reference, cpu, source.model_type, *heads, fuse_attention=CPU_FUSE_ATTENTION)
+    graphs = {Precision.fp32: cpu, Precision.int8: cpu, Precision.fp16: cpu}
+    fusions = {Precision.fp32: cpu_fusions, Precision.int8: cpu_fusions, Precision.fp16: cpu_fusions}
+    if Precision.fp16 in config.precisions and not CPU_FUSE_ATTENTION:
+        graphs[Precision.fp16] = work / ".model_fp32_gpu.onnx"
+        fusions[Precision.fp16] = optimize_onnx(reference, graphs[Precision.fp16], source.model_type, *heads)
+    return graphs, fusions
+
+
+def _int8_keep_fp32(config: ExportConfig, source: SourceModel, graph: Path, inputs: list[str], runs) -> tuple[str, ...]:
+    """Names of the matmuls the per-token int8 variant keeps in fp32: the largest calibration errors."""
+    if Precision.int8 not in config.precisions or config.int8_method is not Int8Method.per_token \
+            or not config.int8_keep_fp32:
+        return ()
+    if config.calibration_texts_file is None:
+        batches = runs[-1].batches  # the batched parity run
+    else:
+        texts = load_texts(config.calibration_texts_file, source.spec, config.max_texts)
+        batches = build_runs(source, texts, inputs, config.parity_batch_size)[-1].batches
+    errors = sensitivity(graph, batches)
+    keep = tuple(sorted(errors, key=errors.get, reverse=True)[: config.int8_keep_fp32])
+    logger.info("  int8: keeping fp32 %s (relative error %s)", keep, [round(errors[k], 4) for k in keep])
+    return keep
 
 
 def _throughput(config: ExportConfig, source: SourceModel, inputs: list[str], reference: Path, files: dict):

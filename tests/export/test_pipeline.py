@@ -15,7 +15,9 @@ from rewardserve.enums import Precision
 from rewardserve.manifest import Manifest
 
 CASES = [("bert", "pairwise"), ("bert", "classifier"), ("gpt2", "pairwise"), ("llama", "classifier"), ("qwen2", "pairwise")]
-# Fused ops each family must get from ONNX Runtime's optimizer.
+# Fused ops each family's fp16 (CUDA) graph must get from ONNX Runtime's optimizer; the CPU
+# graphs (fp32, int8) keep attention unfused (export/optimize.py CPU_FUSE_ATTENTION).
+CPU_UNFUSED = {"Attention", "EmbedLayerNormalization"}
 EXPECTED_FUSIONS = {
     "bert": {"Attention", "SkipLayerNormalization", "EmbedLayerNormalization", "BiasGelu"},
     "gpt2": {"SkipLayerNormalization", "FastGelu"},
@@ -43,10 +45,12 @@ def test_all_variants_pass_parity(exported, family, kind):
 @pytest.mark.parametrize(("family", "kind"), CASES)
 def test_fusions_recorded(exported, family, kind):
     _, manifest = exported(family, kind)
-    fusions = manifest.variant(Precision.fp32).fusions
-    assert EXPECTED_FUSIONS[family] <= set(fusions), fusions
-    graph_ops = {n.op_type for n in onnx.load(manifest.variant("fp32").path(manifest.directory)).graph.node}
-    assert set(fusions) <= graph_ops
+    for precision, expected in (("fp16", EXPECTED_FUSIONS[family]), ("fp32", EXPECTED_FUSIONS[family] - CPU_UNFUSED)):
+        fusions = manifest.variant(precision).fusions
+        assert expected <= set(fusions), (precision, fusions)
+        graph_ops = {n.op_type for n in onnx.load(manifest.variant(precision).path(manifest.directory)).graph.node}
+        assert set(fusions) <= graph_ops
+        assert ("Attention" in graph_ops) == (precision == "fp16" and family == "bert")
 
 
 @pytest.mark.parametrize("family", ["bert", "gpt2"])
@@ -104,6 +108,21 @@ def test_fp16_keeps_fp32_io_and_int8_is_quantized(exported):
     assert fp16.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert all(i.type.tensor_type.elem_type == onnx.TensorProto.INT64 for i in fp16.graph.input)
     assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in fp16.graph.initializer)
+    int8 = onnx.load(manifest.variant("int8").path(manifest.directory))
+    ops = [n.op_type for n in int8.graph.node]
+    # per_token (default): every dense MatMul but the 2 most sensitive runs on the integer kernel
+    fp32_dense = len([n for n in onnx.load(manifest.variant("fp32").path(manifest.directory)).graph.node
+                      if n.op_type == "MatMul" and any(i.name == n.input[1] for i in int8.graph.initializer)])
+    assert ops.count("MatMulIntegerToFloat") >= 4 and fp32_dense == 2
+    int8_weights = [t for t in int8.graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert len(int8_weights) == ops.count("MatMulIntegerToFloat")
+    assert "per_token" in manifest.variant("int8").method and "kept fp32" in manifest.variant("int8").method
+
+
+def test_blockwise_int8_method(tiny_bundle, tmp_path):
+    config = ExportConfig(bundle=tiny_bundle("bert", "pairwise"), out=tmp_path / "out",
+                          precisions=(Precision.int8,), int8_method="blockwise", throughput=False, max_texts=8)
+    manifest = export_bundle(config)
     int8 = onnx.load(manifest.variant("int8").path(manifest.directory))
     nbits = [n for n in int8.graph.node if n.op_type == "MatMulNBits"]
     assert nbits, "blockwise int8 writes MatMulNBits"

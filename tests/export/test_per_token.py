@@ -1,0 +1,76 @@
+"""Per-token int8 on a two-layer graph: the numbers the graph computes and what stays fp32."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from export.per_token import fake_quantize_rows, quantize_per_token, quantize_weight, sensitivity
+
+RNG = np.random.default_rng(0)
+W1 = RNG.normal(size=(16, 32)).astype(np.float32)
+W2 = RNG.normal(size=(32, 8)).astype(np.float32)
+
+
+def _graph(path, opset=17):
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"], name="first"),
+             helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("MatMul", ["r", "w2"], ["y"], name="second")]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", "t", 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[numpy_helper.from_array(W1, "w1"), numpy_helper.from_array(W2, "w2")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    onnx.save(model, str(path))
+    return path
+
+
+def _run(path, x):
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+
+@pytest.mark.parametrize("opset", [17, 18])
+def test_graph_computes_the_documented_quantization(tmp_path, opset):
+    src = _graph(tmp_path / "fp32.onnx", opset)
+    assert quantize_per_token(src, tmp_path / "int8.onnx") == 2
+    x = RNG.normal(size=(3, 5, 16)).astype(np.float32)
+    x[0, 1] *= 40  # one loud token: a per-tensor scale would crush every other token
+    got = _run(tmp_path / "int8.onnx", x)
+
+    def layer(a, w):
+        wq, ws = quantize_weight(w)
+        return fake_quantize_rows(a) @ (wq.astype(np.float32) * ws)
+
+    expected = layer(np.maximum(layer(x, W1), 0), W2)
+    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3)
+    exact = np.maximum(x @ W1, 0) @ W2
+    quiet = np.ones(x.shape[:2], bool)
+    quiet[0, 1] = False  # the other tokens keep their precision despite the loud one
+    rel = np.linalg.norm(got[quiet] - exact[quiet]) / np.linalg.norm(exact[quiet])
+    assert rel < 0.02
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "int8.onnx")).graph.node]
+    assert ops.count("MatMulIntegerToFloat") == 2 and "MatMul" not in ops
+
+
+def test_a_row_scores_the_same_in_any_batch(tmp_path):
+    src = _graph(tmp_path / "fp32.onnx")
+    quantize_per_token(src, tmp_path / "int8.onnx")
+    x = RNG.normal(size=(4, 6, 16)).astype(np.float32) * np.array([1, 30, 0.01, 5], np.float32)[:, None, None]
+    batched = _run(tmp_path / "int8.onnx", x)
+    for i in range(len(x)):
+        np.testing.assert_array_equal(_run(tmp_path / "int8.onnx", x[i : i + 1])[0], batched[i])
+
+
+def test_keep_fp32_and_sensitivity(tmp_path):
+    src = _graph(tmp_path / "fp32.onnx")
+    x = RNG.normal(size=(2, 7, 16)).astype(np.float32)
+    errors = sensitivity(src, [{"x": x}])
+    assert set(errors) == {"first", "second"} and all(0 < e < 0.05 for e in errors.values())
+    assert quantize_per_token(src, tmp_path / "int8.onnx", keep_fp32=["second"]) == 1
+    nodes = {n.name: n.op_type for n in onnx.load(str(tmp_path / "int8.onnx")).graph.node}
+    assert nodes["second"] == "MatMul" and "first" not in nodes
+    exact = np.maximum(x @ W1, 0) @ W2
+    assert np.linalg.norm(_run(tmp_path / "int8.onnx", x) - exact) / np.linalg.norm(exact) < 0.02
