@@ -72,8 +72,8 @@ class ReliabilityConfig:
     def quick(cls, **overrides) -> ReliabilityConfig:
         """The fast subset (~40 s on 2 cores): short phases, the same checks; a looser recovery bound
         (1.5 s phases on a shared machine are noisy)."""
-        values: dict[str, Any] = dict(soak_duration_s=10.0, soak_warmup_s=3.0, soak_pool=48, soak_max_words=120,
-                                      overload_phase_s=1.5, recovery_ratio=0.5, sigterm_load_s=1.5, grace_period_s=3.0,
+        values: dict[str, Any] = dict(soak_duration_s=8.0, soak_warmup_s=2.0, soak_pool=48, soak_max_words=120,
+                                      overload_phase_s=1.2, recovery_ratio=0.5, sigterm_load_s=1.5, grace_period_s=3.0,
                                       bad_models_subprocess=False)
         values.update(overrides)
         return cls(**values)

@@ -71,7 +71,8 @@ async def _run(stub, phase: Phase, items: list[pb.Item], duration_s: float) -> P
                 if e.code() is grpc.StatusCode.RESOURCE_EXHAUSTED:
                     phase.rejected_latency_s.append(time.perf_counter() - sent)
                     rejections += 1
-                    await asyncio.sleep(RETRY.backoff_s(min(rejections, RETRY.attempts)))
+                    pause = RETRY.backoff_s(min(rejections, RETRY.attempts))
+                    await asyncio.sleep(min(pause, max(end - time.monotonic(), 0.0)))  # the phase ends on time
                 else:
                     phase.other[e.code().name] += 1
                 continue
@@ -91,7 +92,7 @@ async def _run(stub, phase: Phase, items: list[pb.Item], duration_s: float) -> P
 async def _phases(target: str, items: list[pb.Item], cfg: ReliabilityConfig) -> list[Phase]:
     async with grpc.aio.insecure_channel(target) as channel:
         stub = reward_pb2_grpc.RewardServiceStub(channel)
-        await _run(stub, Phase("warm-up", *NORMAL), items, 0.5)
+        await _run(stub, Phase("warm-up", *NORMAL), items, 0.3)
         phases = [Phase("normal", *NORMAL), Phase("overload", cfg.overload_clients, 16), Phase("normal again", *NORMAL)]
         for phase in phases:
             await _run(stub, phase, items, cfg.overload_phase_s)

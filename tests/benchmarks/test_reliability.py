@@ -92,7 +92,7 @@ def test_one_table_and_the_result_files(results):
 
 def test_config_flags_and_validation(tmp_path):
     config = parse(["--quick", "--soak-duration-s", "12", "--out", str(tmp_path)])
-    assert config.soak_duration_s == 12.0 and config.overload_phase_s == 1.5 and config.out == tmp_path
+    assert config.soak_duration_s == 12.0 and config.overload_phase_s == 1.2 and config.out == tmp_path
     assert parse([]).soak_duration_s == 180.0 and parse([]).bad_models_subprocess is True
     with pytest.raises(ValueError, match="soak_warmup_s"):
         ReliabilityConfig(soak_duration_s=5, soak_warmup_s=10)
