@@ -29,7 +29,7 @@ from benchmarks.reliability.common import Section, SoloScorer, cli_server
 from rewardserve.formatting import ROLES
 from rewardserve.v1 import reward_pb2 as pb
 
-# The documented answers to bad input (README "Status codes"); anything else is a bug.
+# The answers service/errors.py documents for bad input; anything else (UNKNOWN, INTERNAL, a timeout) is a bug.
 ALLOWED = ("OK", "INVALID_ARGUMENT", "NOT_FOUND", "RESOURCE_EXHAUSTED")
 NASTY = "\x00\x01\x1b\x7f\n\r\t \u00a0\u200b\u200d\u202e\ufeff\ufffd\u0301\u0345e\u00e9\u4e16\U0001f600\U0010ffff"
 MODELS = ("", "pairwise", "classifier")
@@ -214,8 +214,12 @@ def _outcome(call: Call, pending) -> tuple[str, str]:
     return "OK", ""
 
 
-def run_property(target: str, requests: int, batch: int) -> tuple[Counter, int]:
-    """Run the property test: at least ``requests`` calls, ``batch`` per example; raise on a violation."""
+def run_property(target: str, requests: int, batch: int) -> tuple[Counter, int, str]:
+    """Run the property test: at least ``requests`` calls, ``batch`` per example.
+
+    Returns the answers by (kind, code), the requests sent, and the failure ("" if none): on a
+    violation, hypothesis shrinks the example and its report names the smallest failing calls.
+    """
     codes: Counter = Counter()
     sent = 0
     examples = math.ceil(requests / batch)
@@ -235,13 +239,16 @@ def run_property(target: str, requests: int, batch: int) -> tuple[Counter, int]:
     # The calling process may hold millions of long-lived objects (torch, in a test session): keep the
     # cyclic collector from rescanning them over and over while hypothesis allocates.
     gc.freeze()
+    failure = ""
     try:
         with grpc.insecure_channel(target) as channel:
             callables = _callables(channel)
             every_answer_is_documented()
+    except Exception as e:  # the (shrunk) falsifying example
+        failure = f"{type(e).__name__}: {e}"
     finally:
         gc.unfreeze()
-    return codes, sent
+    return codes, sent, failure
 
 
 def bad_input(models, scorer: SoloScorer, requests: int, batch: int, tol: float, log_dir: Path) -> Section:
@@ -255,11 +262,7 @@ def bad_input(models, scorer: SoloScorer, requests: int, batch: int, tol: float,
                         intra_op_threads=1, max_queue_items=2048)
     with server.start():
         start, cpu, server_cpu = time.perf_counter(), time.process_time(), server.snapshot().cpu_s
-        try:
-            codes, sent = run_property(server.target, requests, batch)
-            failure = ""
-        except Exception as e:  # hypothesis re-raises the shrunk failing example
-            codes, sent, failure = Counter(), 0, f"{type(e).__name__}: {e}"
+        codes, sent, failure = run_property(server.target, requests, batch)
         seconds = time.perf_counter() - start
         cpu_s = {"generator": round(time.process_time() - cpu, 1),
                  "server": round(server.snapshot().cpu_s - server_cpu, 1)}
