@@ -48,6 +48,7 @@ class ReliabilityConfig:
     # bad input
     bad_input_requests: int = _opt(10_000, "bad input: generated requests (hypothesis; at least this many)")
     bad_input_batch: int = _opt(20, "bad input: requests per hypothesis example, sent concurrently")
+    bad_input_workers: int = _opt(2, "bad input: generating processes (seeds 0, 1, ...), so the server never idles")
     # bad models
     bad_models_subprocess: bool = _opt(True, "bad models: run fail-mode CLI checks as subprocesses "
                                              "(quick: in-process rewardserve.cli.main)")

@@ -39,7 +39,7 @@ def _scenarios(cfg: ReliabilityConfig, models: dict[str, Path], scorer: SoloScor
         ("injected runner failure", lambda: faults.injected_failure(models, scorer, tol)),
         ("bad models", lambda: bad_models.bad_models(models, work / "broken", logs, cfg.bad_models_subprocess)),
         ("bad input", lambda: bad_input.bad_input(models, scorer, cfg.bad_input_requests, cfg.bad_input_batch, tol,
-                                                  logs)),
+                                                  logs, cfg.bad_input_workers)),
     ]
 
 

@@ -203,6 +203,8 @@ def soak(models: dict[str, Path], scorer: SoloScorer, cfg: ReliabilityConfig, lo
     section.check("lost = 0", ledger.lost == 0, ledger.lost)
     section.check("misrouted = 0", ledger.misrouted == 0, "; ".join(ledger.examples) or 0)
     section.check("failed = 0", failed == 0, dict(ledger.failed) or 0)
+    section.check("the server ran exactly the answered items", int(metrics["items"]) == ledger.items,
+                  f"server {int(metrics['items'])}, answered {ledger.items}")
     section.check("both unary and streamed requests", ledger.streamed and ledger.sent > ledger.streamed,
                   f"{ledger.streamed} streamed")
     section.check(f"RSS growth after warm-up <= {cfg.memory_growth_mib:g} MiB", growth <= cfg.memory_growth_mib,
