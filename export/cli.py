@@ -43,7 +43,7 @@ def register(subparsers) -> None:
     p.add_argument("--bench-min-time-s", type=float, default=1.0, help=help_of["bench_min_time_s"])
     p.add_argument("--int8-method", choices=enum_values(Int8Method), default=Int8Method.per_token.value,
                    help=help_of["int8_method"])
-    p.add_argument("--int8-keep-fp32", type=int, default=2, help=help_of["int8_keep_fp32"])
+    p.add_argument("--int8-keep-fp32", type=int, default=4, help=help_of["int8_keep_fp32"])
     p.add_argument("--calibration-texts", dest="calibration_texts_file", default=None,
                    help=help_of["calibration_texts_file"])
     p.add_argument("--int8-block-size", type=int, default=32, help=help_of["int8_block_size"])

@@ -96,7 +96,7 @@ class ExportConfig:
         "int8: per_token (default: per-channel weights, per-token activations), blockwise (MatMulNBits) "
         "or dynamic (quantize_dynamic, per-tensor activations)", Int8Method.per_token)
     int8_keep_fp32: int = _help("int8 per_token: the N dense matmuls with the largest quantization error on the "
-                                "calibration texts stay fp32", 2)
+                                "calibration texts stay fp32", 4)
     calibration_texts_file: Path | None = _help(
         "int8 per_token: texts that rank the matmuls' quantization error (same formats as texts_file; "
         "default: the parity texts). Pass training data to keep the parity texts unseen.", None)

@@ -34,8 +34,8 @@ def optimize_onnx(src: Path, dst: Path, model_type: str, num_heads: int, hidden_
 
     Uses the Python fusions only (``opt_level=0``): the file stays provider-neutral, and
     ONNX Runtime applies its own graph optimizations for the chosen provider at load.
-    ``fuse_attention=False`` keeps attention as plain MatMul/Softmax: the CPU graphs use it
-    (see ``CPU_FUSE_ATTENTION``).
+    ``fuse_attention=False`` keeps attention as plain MatMul/Softmax and residual Adds out of
+    LayerNorm: the CPU graphs use it (see ``CPU_FUSE_ATTENTION``).
     """
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
@@ -50,6 +50,8 @@ def optimize_onnx(src: Path, dst: Path, model_type: str, num_heads: int, hidden_
         options.enable_rotary_embeddings = False
     if not fuse_attention:
         options.enable_attention = False
+        options.enable_skip_layer_norm = False
+        options.enable_bias_skip_layer_norm = False
     optimized = optimize_model(
         str(src), model_type=ort_type, num_heads=num_heads, hidden_size=hidden_size,
         optimization_options=options, opt_level=0, use_gpu=False,
