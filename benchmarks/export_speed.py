@@ -6,6 +6,7 @@ On CUDA, inputs and outputs are bound to the GPU (I/O binding).
 
     python -m benchmarks.export_speed models/tox-onnx --provider cpu --batch-size 8 --seq-len 128
     python -m benchmarks.export_speed models/tox-onnx --provider cuda --baseline fp32 --batch-size 32
+    python -m benchmarks.export_speed models/tox-onnx --clock cpu   # one thread, CPU time: steady when shared
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="variants are timed in turn, round after round; ratios are medians over rounds "
                         "(a shared machine drifts by 10%% within a minute, so one pass each is not enough)")
     p.add_argument("--threads", type=int, default=0, help="intra-op threads (0: ONNX Runtime's default)")
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                   help="wall: elapsed time; cpu: CPU time of one-thread sessions (forces --threads 1), "
+                        "steady on a machine shared with other jobs")
     p.add_argument("--out", type=Path, default=None, help="results JSON (default: ./export_speed_<provider>.json)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -58,11 +62,15 @@ def main(argv: list[str] | None = None) -> int:
     vocab = _vocab_size(args.onnx_bundle)
     feeds = synthetic_feeds(inputs, args.batch_size, seq_len, vocab, manifest.pad_token_id)
 
-    sessions = {name: make_session(path, provider, args.threads) for name, path in files.items()}
+    if args.clock == "cpu" and provider != CPU:
+        print("--clock cpu measures CPU execution only", file=sys.stderr)
+        return 2
+    threads = 1 if args.clock == "cpu" else args.threads
+    sessions = {name: make_session(path, provider, threads) for name, path in files.items()}
     rounds: dict[str, list[dict]] = {name: [] for name in files}
     for _ in range(args.rounds):
         for name, session in sessions.items():
-            rounds[name].append(measure(session, feeds, args.min_time_s))
+            rounds[name].append(measure(session, feeds, args.min_time_s, clock=args.clock))
     results = {}
     for name, runs in rounds.items():
         sps = [r["sequences_per_s"] for r in runs]
@@ -74,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         r["ratio_vs_baseline"] = float(np.median(per_round))
         r["ratio_rounds"] = per_round
     print(f"{provider}, batch {args.batch_size} x {seq_len} tokens, baseline {args.baseline}, "
-          f"median of {args.rounds} interleaved rounds")
+          f"median of {args.rounds} interleaved rounds, {args.clock} clock, {threads or 'default'} threads")
     print(f"{'variant':18s} {'seq/s':>10s} {'tok/s':>12s} {'latency ms':>11s} {'ratio':>7s} {'ratio range':>14s}")
     for name, r in results.items():
         lo, hi = min(r["ratio_rounds"]), max(r["ratio_rounds"])
