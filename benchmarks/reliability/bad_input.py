@@ -16,6 +16,7 @@ import gc
 import math
 import multiprocessing
 import random
+import resource
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -272,6 +273,12 @@ def run_parallel(target: str, requests: int, batch: int, workers: int) -> tuple[
     return codes, sum(n for _, n, _ in parts), "; ".join(f for _, _, f in parts if f)
 
 
+def _own_cpu_s() -> float:
+    """CPU seconds of this process and its finished children (the generating processes)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def bad_input(models, scorer: SoloScorer, requests: int, batch: int, tol: float, log_dir: Path,
               workers: int = 2) -> Section:
     """Run :func:`run_property` against a ``rewardserve serve`` process; check it still serves correctly.
@@ -283,11 +290,10 @@ def bad_input(models, scorer: SoloScorer, requests: int, batch: int, tol: float,
     server = cli_server("bad-input", models, log_dir, metrics=False, precision="fp32", provider="cpu",
                         intra_op_threads=1, max_queue_items=2048)
     with server.start():
-        start, cpu, server_cpu = time.perf_counter(), time.process_time(), server.snapshot().cpu_s
+        start, cpu, server_cpu = time.perf_counter(), _own_cpu_s(), server.snapshot().cpu_s
         codes, sent, failure = run_parallel(server.target, requests, batch, workers)
         seconds = time.perf_counter() - start
-        cpu_s = {"generator": round(time.process_time() - cpu, 1),
-                 "server": round(server.snapshot().cpu_s - server_cpu, 1)}
+        cpu_s = {"generators": round(_own_cpu_s() - cpu, 1), "server": round(server.snapshot().cpu_s - server_cpu, 1)}
         alive = server.proc.poll() is None
         with grpc.insecure_channel(server.target) as channel:
             health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)

@@ -20,6 +20,10 @@ def _codes(d: dict | None) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted((d or {}).items())) or "none"
 
 
+def _count(f: dict, ok: Callable[[dict], bool]) -> str:
+    return f"{sum(1 for v in f['kinds'].values() if ok(v))}/{len(f['kinds'])}"
+
+
 def _ms(x) -> str:
     return "-" if x is None else f"{x:.1f} ms"
 
@@ -65,9 +69,11 @@ ROWS: dict[str, list[Row]] = {
                                                         f"{f['later_ok']}"),
     ],
     "bad models": [
-        ("kinds (fail: exit / skip: GetModel)", lambda f: "; ".join(
-            f"{k}: {v['fail: exit']} / {v.get('skip: GetModel', '-')}" for k, v in f["kinds"].items())),
-        ("skip with every model broken: exit", lambda f: f["skip_all_broken_exit"]),
+        ("kinds", lambda f: ", ".join(f["kinds"])),
+        ("fail: exit 2, stderr names file + problem", lambda f: f"{_count(f, lambda v: v['fail: exit'] == 2)} kinds"),
+        ("skip: healthy model served; broken ones NOT_FOUND + logged",
+         lambda f: f"{_count(f, lambda v: v.get('skip: GetModel') == 'NOT_FOUND' and v.get('skip: logged'))} kinds; "
+                   f"every model broken: exit {f['skip_all_broken_exit']}"),
     ],
     "bad input": [
         ("generated requests (hypothesis)", lambda f: f"{f['requests_sent']} in {f.get('seconds', '-')} s"),
