@@ -1,9 +1,11 @@
 """The limit: raw ONNX Runtime offline, with the best batching a server could hope for.
 
 Texts are tokenized beforehand (not timed), sorted by length, and run in batches of each
-candidate size; the best items/s wins. The session is built exactly as the server builds
-its own (same variant file, provider, intra-op threads and session options), so the ratio
+candidate size, by ``workers`` threads sharing one session (as the server's inference
+workers do); the best items/s wins. The session is built exactly as the server builds its
+own (same variant file, provider, intra-op threads and session options), so the ratio
 server / limit measures only what serving costs: gRPC, queueing, tokenizing, padding.
+:func:`best_limit` also tries one worker with every core, and keeps the faster.
 
 Example::
 
@@ -14,8 +16,10 @@ Example::
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from rewardserve.manifest import Manifest
@@ -26,12 +30,25 @@ from service.tokenize import Encoded
 logger = logging.getLogger(__name__)
 
 
+def best_limit(bundle: Path, variant: str, encoded: Sequence[Encoded], server_threading: tuple[int, int],
+               batch_sizes: Sequence[int], provider: Provider = Provider.cpu, min_time_s: float = 2.0) -> dict:
+    """The faster of the server's (workers, threads) and one worker with every core."""
+    configs = dict.fromkeys([server_threading, (1, 0 if provider is Provider.cuda else os.cpu_count() or 1)])
+    results = [measure_limit(bundle, variant, encoded, threads, batch_sizes, provider, min_time_s, workers)
+               for workers, threads in configs]
+    best = max(results, key=lambda r: r["items_per_s"])
+    best["alternatives"] = [{k: r[k] for k in ("workers", "threads", "best_batch_size", "items_per_s")}
+                            for r in results]
+    return best
+
+
 def measure_limit(bundle: Path, variant: str, encoded: Sequence[Encoded], threads: int,
                   batch_sizes: Sequence[int], provider: Provider = Provider.cpu,
-                  min_time_s: float = 2.0) -> dict:
+                  min_time_s: float = 2.0, workers: int = 1) -> dict:
     """Best offline items/s over ``batch_sizes`` on length-sorted, pre-tokenized items."""
     manifest = Manifest.load(bundle)
     runner = OnnxRunner(manifest.variant(variant).path(bundle), provider, manifest.pad_token_id, threads)
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="limit")
     ordered = sorted(encoded, key=lambda e: e.num_tokens)
     tokens = sum(e.num_tokens for e in ordered)
     per_size = {}
@@ -40,18 +57,20 @@ def measure_limit(bundle: Path, variant: str, encoded: Sequence[Encoded], thread
         runner.run(batches[-1])  # warm up the longest shapes
         rounds, start = 0, time.perf_counter()
         while True:
-            for b in batches:
-                runner.run(b)
+            list(pool.map(runner.run, batches))
             rounds += 1
             elapsed = time.perf_counter() - start
             if elapsed >= min_time_s:
                 break
         per_size[size] = {"items_per_s": rounds * len(ordered) / elapsed, "tokens_per_s": rounds * tokens / elapsed}
-        logger.info("limit %s batch %d: %.1f items/s", variant, size, per_size[size]["items_per_s"])
+        logger.info("limit %s batch %d (%d workers x %d threads): %.1f items/s", variant, size, workers, threads,
+                    per_size[size]["items_per_s"])
+    pool.shutdown()
     best = max(per_size, key=lambda s: per_size[s]["items_per_s"])
     padded = sum(len(b) * max(e.num_tokens for e in b)
                  for b in (ordered[i : i + best] for i in range(0, len(ordered), best)))
-    return {"variant": variant, "provider": runner.provider, "threads": threads, "best_batch_size": best,
+    return {"variant": variant, "provider": runner.provider, "threads": threads, "workers": workers,
+            "best_batch_size": best,
             "items_per_s": per_size[best]["items_per_s"], "tokens_per_s": per_size[best]["tokens_per_s"],
             "padding_efficiency": tokens / padded,
             "by_batch_size": {str(k): v for k, v in per_size.items()}}

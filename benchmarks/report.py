@@ -54,8 +54,8 @@ def markdown(results: dict) -> str:
     env, w = results["environment"], results["workload"]
     lines = [
         "# rewardserve benchmark", "",
-        f"{env['cpu']} ({env['logical_cpus']} logical CPUs), {env['threads']} ONNX Runtime / torch threads per "
-        f"server; load average at start {', '.join(f'{x:.1f}' for x in env['load_average_at_start'])}. "
+        f"{env['cpu']} ({env['logical_cpus']} logical CPUs), threads setting {env['threads']} (0: auto; rewardserve "
+        f"auto on CPU = one 1-thread inference worker per core; torch: its default); load average at start {', '.join(f'{x:.1f}' for x in env['load_average_at_start'])}. "
         f"Texts: {w['n_texts']} from `{w['source']}`, {w['tokens_mean']:.0f} tokens on average "
         f"(p90 {w['tokens_p90']:.0f}, max {w['tokens_max']}, {100 * w['truncated_fraction']:.0f}% truncated). "
         f"Default CPU variant: {results['default_variant']}. Server and load generator share the machine.", "",
@@ -75,16 +75,18 @@ def markdown(results: dict) -> str:
             variant = b["variant"] + (" (default)" if b.get("default_variant") else "")
             lines.append(f"| {b['bar']} | {variant} | {_f(b['value'], 2)} | {'yes' if b['met'] else 'NO'} |")
     lines += ["", "## Limit: raw ONNX Runtime offline, length-sorted, best batch size", "",
-              "| variant | provider | threads | best batch | items/s | items/s after the sweep | tokens/s "
-              "| padding eff. | items/s by batch size |",
-              "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+              "| variant | provider | workers x threads | best batch | items/s | items/s after the sweep | tokens/s "
+              "| padding eff. | items/s by batch size | other threading tried |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---|---|"]
     for variant, v in results["variants"].items():
         lim = v["limit"]
         recheck = v.get("limit_recheck", {}).get("items_per_s")
         sizes = ", ".join(f"{k}: {_f(b['items_per_s'])}" for k, b in lim["by_batch_size"].items())
-        lines.append(f"| {variant} | {lim['provider']} | {lim['threads']} | {lim['best_batch_size']} "
-                     f"| {_f(lim['items_per_s'])} | {_f(recheck)} | {_f(lim['tokens_per_s'], 0)} "
-                     f"| {_f(lim['padding_efficiency'], 3)} | {sizes} |")
+        others = "; ".join(f"{a['workers']} x {a['threads']}: {_f(a['items_per_s'])} (batch {a['best_batch_size']})"
+                           for a in lim.get("alternatives", []) if a["workers"] != lim.get("workers", 1))
+        lines.append(f"| {variant} | {lim['provider']} | {lim.get('workers', 1)} x {lim['threads']} "
+                     f"| {lim['best_batch_size']} | {_f(lim['items_per_s'])} | {_f(recheck)} | {_f(lim['tokens_per_s'], 0)} "
+                     f"| {_f(lim['padding_efficiency'], 3)} | {sizes} | {others or '-'} |")
     lines += ["", "## Closed loop", "", *_point_table(results, "closed"), "",
               "## Open loop (Poisson arrivals; latency from the scheduled arrival)", "",
               *_point_table(results, "open"), ""]

@@ -25,7 +25,7 @@ from importlib import metadata
 from pathlib import Path
 
 from benchmarks.config import BenchConfig
-from benchmarks.limit import measure_limit
+from benchmarks.limit import best_limit, measure_limit
 from benchmarks.loadgen import LoadSpec, Request, run_point
 from benchmarks.report import write_report
 from benchmarks.server_proc import REPO, ServerProcess
@@ -33,7 +33,7 @@ from benchmarks.workload import HH_DEV, Workload
 from rewardserve.bundle import BundleError, RewardSpec
 from rewardserve.enums import ModelKind
 from rewardserve.manifest import Manifest
-from service.config import Provider
+from service.config import ModelSource, Provider, ServiceConfig
 
 logger = logging.getLogger(__name__)
 
@@ -189,8 +189,10 @@ def run_bench(config: BenchConfig) -> dict:
     logs = config.out / "logs"
     for variant in config.variants:
         v: dict = {}
-        v["limit"] = measure_limit(config.bundle, variant, workload.encoded, config.threads, config.limit_batch_sizes,
-                                   provider, min_time_s=min(3.0, config.duration_s))
+        threading = ServiceConfig(models=(ModelSource("bench", str(config.bundle)),),
+                                  intra_op_threads=config.threads).threading(provider)
+        v["limit"] = best_limit(config.bundle, variant, workload.encoded, threading, config.limit_batch_sizes,
+                                provider, min_time_s=min(3.0, config.duration_s))
         server = ServerProcess.rewardserve(config.bundle, variant, config.threads, config.max_batch_items,
                                            config.max_wait_ms, logs, provider.value,
                                            allow_failed_parity=config.allow_failed_parity,
@@ -198,9 +200,9 @@ def run_bench(config: BenchConfig) -> dict:
         v["rewardserve"] = _system(config, server, requests, open_loop=True)
         # The machine is shared: time the limit's best batch size again after the sweep, so the
         # ratio uses the better of two limits minutes apart (conservative) and the drift shows.
-        v["limit_recheck"] = measure_limit(config.bundle, variant, workload.encoded, config.threads,
+        v["limit_recheck"] = measure_limit(config.bundle, variant, workload.encoded, v["limit"]["threads"],
                                            (v["limit"]["best_batch_size"],), provider,
-                                           min_time_s=min(3.0, config.duration_s))
+                                           min_time_s=min(3.0, config.duration_s), workers=v["limit"]["workers"])
         if config.nobatch_baseline:
             server = ServerProcess.rewardserve(config.bundle, variant, config.threads, 1, 0.0, logs, provider.value,
                                                allow_failed_parity=config.allow_failed_parity)

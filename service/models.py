@@ -99,20 +99,22 @@ class ScoringModel:
         manifest_path = directory / MANIFEST_FILE
         encoder = TextEncoder.from_file(directory / TOKENIZER_FILE, spec.max_length)
         check_sha256(directory / TOKENIZER_FILE, manifest.tokenizer_sha256, manifest_path)
-        runner = OnnxRunner(variant.path(directory), provider, manifest.pad_token_id, config.intra_op_threads)
+        workers, threads = config.threading(provider)
+        runner = OnnxRunner(variant.path(directory), provider, manifest.pad_token_id, threads)
         check_sha256(variant.path(directory), variant.sha256, manifest_path)  # after: garbage fails to parse first
         check_vocab_fits(encoder, runner, directory / TOKENIZER_FILE)
         batcher = Batcher(
             source.name, runner.run, metrics, max_batch_items=config.max_batch_items,
             max_batch_tokens=config.batch_tokens(provider, spec.max_length), max_wait_ms=config.max_wait_ms,
-            max_queue_items=config.max_queue_items, workers=config.inference_workers,
+            max_queue_items=config.max_queue_items, workers=workers,
         )
         model = cls(source.name, spec, variant, encoder, runner, batcher, prep_pool, config.max_text_chars)
         metrics.model_info.labels(source.name).info(
             {"path": str(directory), "precision": variant.precision.value, "provider": runner.provider,
              "kind": spec.kind.value, "max_length": str(spec.max_length), "parity_passed": str(variant.passed)}
         )
-        logger.info("model %s: %s %s on %s", source.name, spec.kind.value, variant.file, runner.provider)
+        logger.info("model %s: %s %s on %s (%d workers x %d threads)", source.name, spec.kind.value, variant.file,
+                    runner.provider, workers, threads)
         return model
 
     @property

@@ -60,3 +60,15 @@ def test_unknown_setting_and_max_length_rule(tmp_path):
         ServiceConfig.from_sources({}, {}, bad)
     with pytest.raises(ValueError, match="max_batch_tokens must be >= max_length of every model: hh has max_length 512"):
         ServiceConfig(models=M, max_batch_tokens=256).check_max_length("hh", 512)
+
+
+def test_threading_auto_and_explicit():
+    """Auto on CPU: one 1-thread worker per core; explicit values win; CUDA: one worker."""
+    base = {"models": (ModelSource("m", "/x"),)}
+    assert ServiceConfig(**base).threading(Provider.cpu, cores=4) == (4, 1)
+    assert ServiceConfig(**base, intra_op_threads=2).threading(Provider.cpu, cores=4) == (2, 2)
+    assert ServiceConfig(**base, inference_workers=1).threading(Provider.cpu, cores=4) == (1, 4)
+    assert ServiceConfig(**base, inference_workers=3, intra_op_threads=1).threading(Provider.cpu, cores=4) == (3, 1)
+    assert ServiceConfig(**base).threading(Provider.cuda, cores=16) == (1, 0)
+    with pytest.raises(ValueError, match="inference_workers must be >= 0"):
+        ServiceConfig(**base, inference_workers=-1)

@@ -73,9 +73,16 @@ def test_sync_client_balances_and_survives_a_dead_replica(replicas):
 async def test_async_client_balances_and_survives_a_dead_replica(replicas):
     a, b = replicas
     async with AsyncRewardClient(f"{a.target},{b.target}", timeout_s=10) as client:
+        # round_robin picks among READY connections: until the second one is up, every call
+        # goes to the first. Wait for both (bounded) before firing calls at once.
+        for _ in range(50):
+            await client.score(["connect"])
+            if _score_requests(a) and _score_requests(b):
+                break
+        before_a, before_b = _score_requests(a), _score_requests(b)
         results = await asyncio.gather(*(client.score([f"text {i}"]) for i in range(30)))
         assert len(results) == 30
-        assert _score_requests(a) >= 5 and _score_requests(b) >= 5
+        assert _score_requests(a) - before_a >= 5 and _score_requests(b) - before_b >= 5
 
         await asyncio.to_thread(a.stop)
         results = await asyncio.gather(*(client.score([f"text {i}"]) for i in range(30)))
