@@ -8,7 +8,6 @@ Example::
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,7 +52,8 @@ class BenchConfig:
     open_loop_fractions: tuple[float, ...] = _help(
         "open-loop Poisson rates as fractions of rewardserve's peak closed-loop items/s", (0.25, 0.5, 0.75))
     distribution_concurrency: int = _help("closed-loop point whose latency distribution is plotted", 64)
-    threads: int = _help("ONNX Runtime intra-op (and torch) threads, equal for every system; 0: one per core", 0)
+    threads: int = _help("intra-op threads of every system (ONNX Runtime and torch); 0: auto: rewardserve's own "
+                         "default (one 1-thread worker per core on CPU), torch with one thread per core", 0)
     max_texts: int = _help("at most this many texts from the data file", 400)
     limit_batch_sizes: tuple[int, ...] = _help("batch sizes the offline limit tries (best one wins)",
                                                (1, 8, 16, 32, 64))
@@ -81,8 +81,6 @@ class BenchConfig:
         for name in ("concurrency", "limit_batch_sizes"):
             object.__setattr__(self, name, _ints(getattr(self, name)))
         object.__setattr__(self, "open_loop_fractions", _floats(self.open_loop_fractions))
-        if self.threads == 0:
-            object.__setattr__(self, "threads", os.cpu_count() or 1)
         self.validate()
 
     def validate(self) -> None:
@@ -98,9 +96,11 @@ class BenchConfig:
             raise ValueError(f"limit_batch_sizes must list sizes >= 1, got {self.limit_batch_sizes}")
         if any(f <= 0 for f in self.open_loop_fractions):
             raise ValueError(f"open_loop_fractions must be > 0, got {self.open_loop_fractions}")
-        for name in ("items_per_request", "max_requests", "max_texts", "max_batch_items", "threads"):
+        for name in ("items_per_request", "max_requests", "max_texts", "max_batch_items"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0 (0: auto), got {self.threads}")
         for name in ("duration_s", "request_timeout_s", "startup_timeout_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")

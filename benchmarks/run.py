@@ -210,7 +210,8 @@ def run_bench(config: BenchConfig) -> dict:
         results["variants"][variant] = v
     if config.torch_enabled:
         for dtype in ("fp32", "fp16") if config.device == "cuda" else ("fp32",):
-            server = ServerProcess.torch(config.source_bundle, config.threads, logs, config.device, dtype)
+            server = ServerProcess.torch(config.source_bundle, config.threads or os.cpu_count() or 1, logs,
+                                         config.device, dtype)
             results["systems"][f"torch-{dtype}"] = _system(config, server, requests, open_loop=False)
     results["ratios"] = ratios(results, config)
     results["bars"] = bars(results["ratios"], results["default_variant"])

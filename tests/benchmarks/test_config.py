@@ -9,12 +9,12 @@ import pytest
 from benchmarks.config import BenchConfig
 
 
-def test_parses_strings_and_fills_threads():
+def test_parses_strings_and_keeps_auto_threads():
     c = BenchConfig(bundle="b", concurrency="1, 4,16", variants="fp32,int8", open_loop_fractions="0.5", threads=0)
     assert c.concurrency == (1, 4, 16)
     assert c.variants == ("fp32", "int8")
     assert c.open_loop_fractions == (0.5,)
-    assert c.threads >= 1
+    assert c.threads == 0  # auto: each system's own default
     assert c.to_dict()["bundle"] == "b"
 
 
