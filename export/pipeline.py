@@ -131,8 +131,7 @@ def _optimized_graphs(config: ExportConfig, source: SourceModel, reference: Path
     heads = heads_and_hidden(source.model.config)
     cpu = work / ".model_fp32_cpu.onnx"
     cpu_fusions = optimize_onnx(reference, cpu, source.model_type, *heads, fuse_attention=CPU_FUSE_ATTENTION)
-    graphs = {Precision.fp32: cpu, Precision.int8: cpu, Precision.fp16: cpu}
-    fusions = {Precision.fp32: cpu_fusions, Precision.int8: cpu_fusions, Precision.fp16: cpu_fusions}
+    graphs, fusions = dict.fromkeys(Precision, cpu), dict.fromkeys(Precision, cpu_fusions)
     if Precision.fp16 in config.precisions and not CPU_FUSE_ATTENTION:
         graphs[Precision.fp16] = work / ".model_fp32_gpu.onnx"
         fusions[Precision.fp16] = optimize_onnx(reference, graphs[Precision.fp16], source.model_type, *heads)

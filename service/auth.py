@@ -21,13 +21,13 @@ import hmac
 import inspect
 import logging
 from collections.abc import Iterable
-from pathlib import Path
 
 import grpc
 
 from service.config import ServiceConfig
 from service.errors import Overloaded, ServiceError, Unauthenticated, http_status_for, status_for
 from service.metrics import ServiceMetrics
+from service.tls import read_setting_file
 
 logger = logging.getLogger(__name__)
 
@@ -51,13 +51,9 @@ def load_tokens(config: ServiceConfig) -> tuple[str, ...]:
 
 def _read_token_file(path: str) -> list[str]:
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ValueError(f"auth_token_file {path}: file not found") from None
+        text = read_setting_file("auth_token_file", path, "a text file").decode("utf-8")
     except UnicodeDecodeError:
         raise ValueError(f"auth_token_file {path}: not a UTF-8 text file") from None
-    except OSError as e:
-        raise ValueError(f"auth_token_file {path}: cannot read ({e.strerror})") from None
     tokens = []
     for lineno, line in enumerate(text.splitlines(), 1):
         line = line.strip()

@@ -26,16 +26,21 @@ CERT_MARKER = b"-----BEGIN CERTIFICATE-----"
 KEY_MARKER = b"PRIVATE KEY-----"
 
 
-def read_pem(setting: str, path: str, kind: str) -> bytes:
-    """Read a PEM file (``kind``: certificate or key); errors name the setting and the file."""
+def read_setting_file(setting: str, path: str, expected: str = "a PEM file") -> bytes:
+    """Read a file a setting names; ValueError names the setting, the file and the problem."""
     try:
-        data = Path(path).read_bytes()
+        return Path(path).read_bytes()
     except FileNotFoundError:
         raise ValueError(f"{setting} {path}: file not found") from None
     except IsADirectoryError:
-        raise ValueError(f"{setting} {path}: is a directory, expected a PEM file") from None
+        raise ValueError(f"{setting} {path}: is a directory, expected {expected}") from None
     except OSError as e:
         raise ValueError(f"{setting} {path}: cannot read ({e.strerror})") from None
+
+
+def read_pem(setting: str, path: str, kind: str) -> bytes:
+    """Read a PEM file (``kind``: certificate or key); errors name the setting and the file."""
+    data = read_setting_file(setting, path)
     if kind == "certificate" and CERT_MARKER not in data:
         raise ValueError(f"{setting} {path}: not a PEM certificate (no '{CERT_MARKER.decode()}' line)")
     if kind == "key":
