@@ -49,8 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    manifest = Manifest.load(args.onnx_bundle)
     provider = PROVIDERS[args.provider]
+    if args.clock == "cpu" and provider != CPU:
+        print("--clock cpu measures CPU execution only: use --provider cpu, or --clock wall on cuda", file=sys.stderr)
+        return 2
+    manifest = Manifest.load(args.onnx_bundle)
     seq_len = min(args.seq_len, RewardSpec.load(args.onnx_bundle).max_length)
     names = args.precisions or sorted(manifest.variants)
     files = {REFERENCE: args.onnx_bundle / REFERENCE_FILE} if (args.onnx_bundle / REFERENCE_FILE).is_file() else {}
@@ -62,9 +65,6 @@ def main(argv: list[str] | None = None) -> int:
     vocab = _vocab_size(args.onnx_bundle)
     feeds = synthetic_feeds(inputs, args.batch_size, seq_len, vocab, manifest.pad_token_id)
 
-    if args.clock == "cpu" and provider != CPU:
-        print("--clock cpu measures CPU execution only", file=sys.stderr)
-        return 2
     threads = 1 if args.clock == "cpu" else args.threads
     sessions = {name: make_session(path, provider, threads) for name, path in files.items()}
     rounds: dict[str, list[dict]] = {name: [] for name in files}

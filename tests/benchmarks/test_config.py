@@ -47,3 +47,8 @@ def test_cli_quick_presets_lose_to_explicit_flags():
     assert c.concurrency == (1, 8)  # from --quick
     assert c.duration_s == 0.5  # explicit flag wins
     assert c.torch_baseline is False
+
+
+def test_negative_threads_are_refused():
+    with pytest.raises(ValueError, match=r"threads must be >= 0 \(0: auto\), got -1"):
+        BenchConfig(bundle="b", threads=-1)

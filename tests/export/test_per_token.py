@@ -74,3 +74,12 @@ def test_keep_fp32_and_sensitivity(tmp_path):
     assert nodes["second"] == "MatMul" and "first" not in nodes
     exact = np.maximum(x @ W1, 0) @ W2
     assert np.linalg.norm(_run(tmp_path / "int8.onnx", x) - exact) / np.linalg.norm(exact) < 0.02
+
+
+def test_bad_int8_settings_are_named(tmp_path):
+    from export.config import ExportConfig
+
+    with pytest.raises(ValueError, match="int8_keep_fp32 must be >= 0, got -1"):
+        ExportConfig(bundle=tmp_path / "b", out=tmp_path / "o", int8_keep_fp32=-1)
+    with pytest.raises(ValueError, match="int8_method must be one of"):
+        ExportConfig(bundle=tmp_path / "b", out=tmp_path / "o", int8_method="per_row")
