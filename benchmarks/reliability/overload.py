@@ -119,9 +119,10 @@ def overload(models: dict[str, Path], cfg: ReliabilityConfig, log_dir: Path) -> 
     section.check("overload: no other errors", not over.other, dict(over.other) or 0)
     section.check(f"rejections prompt: p50 <= {cfg.rejection_p50_ms:g} ms and < half the served p50",
                   p50 is not None and served is not None and p50 <= min(cfg.rejection_p50_ms, served / 2),
-                  f"p50 {p50:.1f} ms, served p50 {served:.1f} ms" if p50 and served else "none")
+                  f"p50 {p50:.1f} ms, served p50 {served:.1f} ms" if p50 and served else "none",
+                  gated=cfg.gate_timings)
     section.check("afterwards: no rejections or errors", not again.rejected_latency_s and not again.other,
                   again.other or len(again.rejected_latency_s))
     section.check(f"throughput recovers: >= {cfg.recovery_ratio:g} x before", ratio >= cfg.recovery_ratio,
-                  f"{ratio:.2f}")
+                  f"{ratio:.2f}", gated=cfg.gate_timings)
     return section

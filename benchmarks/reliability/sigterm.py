@@ -153,5 +153,5 @@ def sigterm(models: dict[str, Path], scorer: SoloScorer, cfg: ReliabilityConfig,
                   and statuses.index("NOT_SERVING") > statuses.index("SERVING"), statuses[-3:])
     section.check("exit code 0", r["code"] == 0, r["code"])
     section.check(f"exited within the grace period (+{TEARDOWN_S:g} s teardown)",
-                  exit_s <= cfg.grace_period_s + TEARDOWN_S, f"{exit_s:.2f} s")
+                  exit_s <= cfg.grace_period_s + TEARDOWN_S, f"{exit_s:.2f} s", gated=cfg.gate_timings)
     return section

