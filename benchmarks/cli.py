@@ -21,7 +21,7 @@ _FLAGS = ("allow_failed_parity",)
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``bench`` subcommand."""
-    from benchmarks.config import BenchConfig
+    from rewardserve.benchmarks.config import BenchConfig
 
     p = sub.add_parser("bench", help="benchmark a served ONNX bundle against its limit and baselines",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def config_from_args(args: argparse.Namespace):
     """BenchConfig from parsed flags: explicit flags > --quick presets > defaults."""
-    from benchmarks.config import BenchConfig
+    from rewardserve.benchmarks.config import BenchConfig
 
     values: dict[str, Any] = dict(QUICK) if args.quick else {}
     for f in fields(BenchConfig):
@@ -63,7 +63,7 @@ def config_from_args(args: argparse.Namespace):
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from benchmarks.run import run_bench
+    from rewardserve.benchmarks.run import run_bench
 
     config = config_from_args(args)
     results = run_bench(config)
@@ -73,6 +73,6 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _plots() -> list[str]:
-    from benchmarks.report import PLOTS
+    from rewardserve.benchmarks.report import PLOTS
 
     return list(PLOTS)

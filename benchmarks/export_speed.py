@@ -4,9 +4,9 @@ Measures the un-optimized fp32 export and each variant on the same inputs in the
 prints sequences/s, tokens/s and the ratio to the baseline, and writes the results as JSON.
 On CUDA, inputs and outputs are bound to the GPU (I/O binding).
 
-    python -m benchmarks.export_speed models/tox-onnx --provider cpu --batch-size 8 --seq-len 128
-    python -m benchmarks.export_speed models/tox-onnx --provider cuda --baseline fp32 --batch-size 32
-    python -m benchmarks.export_speed models/tox-onnx --clock cpu   # one thread, CPU time: steady when shared
+    python -m rewardserve.benchmarks.export_speed models/tox-onnx --provider cpu --batch-size 8 --seq-len 128
+    python -m rewardserve.benchmarks.export_speed models/tox-onnx --provider cuda --baseline fp32 --batch-size 32
+    python -m rewardserve.benchmarks.export_speed models/tox-onnx --clock cpu   # one thread, CPU time: steady when shared
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from rewardserve.export.pipeline import REFERENCE_FILE
+from rewardserve.export.throughput import CPU, CUDA, make_session, measure, synthetic_feeds
 
-from export.pipeline import REFERENCE_FILE
-from export.throughput import CPU, CUDA, make_session, measure, synthetic_feeds
 from rewardserve.bundle import RewardSpec
 from rewardserve.manifest import Manifest
 

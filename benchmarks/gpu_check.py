@@ -2,7 +2,7 @@
 
 Run where a GPU and onnxruntime-gpu are present (CI never has one):
 
-    python -m benchmarks.gpu_check runs/hh-pairwise-onnx --texts ../shared/data/hh-rlhf-harmless/dev.jsonl
+    python -m rewardserve.benchmarks.gpu_check runs/hh-pairwise-onnx --texts ../shared/data/hh-rlhf-harmless/dev.jsonl
 
 1. parity: every dev text scored with the fp32 and the fp16 variant on CUDA (the service's
    tokenizer and right padding, length-sorted batches); max/mean |Δlogit|, pair-ordering or
@@ -23,14 +23,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+from rewardserve.export.texts import load_texts
+from rewardserve.export.throughput import CUDA, make_session, measure, synthetic_feeds
+from rewardserve.service.runner import pad_batch
+from rewardserve.service.tokenize import TextEncoder
 
-from export.texts import load_texts
-from export.throughput import CUDA, make_session, measure, synthetic_feeds
 from rewardserve.bundle import RewardSpec
 from rewardserve.enums import ModelKind, Truncation
 from rewardserve.manifest import Manifest
-from service.runner import pad_batch
-from service.tokenize import TextEncoder
 
 SHAPES = ((1, 128), (8, 128), (32, 128), (64, 256))
 

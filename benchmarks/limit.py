@@ -22,10 +22,11 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from rewardserve.service.config import Provider
+from rewardserve.service.runner import OnnxRunner
+from rewardserve.service.tokenize import Encoded
+
 from rewardserve.manifest import Manifest
-from service.config import Provider
-from service.runner import OnnxRunner
-from service.tokenize import Encoded
 
 logger = logging.getLogger(__name__)
 

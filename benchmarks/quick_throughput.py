@@ -6,8 +6,8 @@ tokenized in one call, sorted by length and cut into token-budget batches. The s
 side pays for gRPC, per-request tokenization and dynamic batching. The ratio
 server / raw says how much of the hardware the service delivers.
 
-    python -m benchmarks.quick_throughput --model models/hh-onnx --items 2000
-    python -m benchmarks.quick_throughput --model a=DIR --model b=DIR --precision int8
+    python -m rewardserve.benchmarks.quick_throughput --model models/hh-onnx --items 2000
+    python -m rewardserve.benchmarks.quick_throughput --model a=DIR --model b=DIR --precision int8
 
 Writes ``runs/quick_throughput.json`` (``--out``).
 """
@@ -46,8 +46,8 @@ def load_texts(path: Path | None, n: int) -> list[str]:
 
 def raw_onnxruntime(source, config, texts: list[str]) -> dict:
     """Best-case ONNX Runtime: one tokenizer call, length-sorted token-budget batches."""
-    from service.metrics import ServiceMetrics
-    from service.models import ScoringModel
+    from rewardserve.service.metrics import ServiceMetrics
+    from rewardserve.service.models import ScoringModel
 
     model = ScoringModel.load(source, config, ServiceMetrics(), prep_pool=None)
     model.warm_up()
@@ -72,7 +72,7 @@ def raw_onnxruntime(source, config, texts: list[str]) -> dict:
 
 async def server_clients(target: str, model: str, texts: list[str], clients: int) -> dict:
     """``clients`` concurrent clients, each sending one item per request until texts run out."""
-    from service.client import AsyncRewardClient
+    from rewardserve.service.client import AsyncRewardClient
 
     queue = iter(enumerate(texts))
     latencies: list[float] = []
@@ -126,7 +126,7 @@ def wait_serving(target: str, proc: subprocess.Popen, timeout_s: float = 600) ->
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print a table and the server / raw ratio."""
-    from service.config import ModelSource, ServiceConfig
+    from rewardserve.service.config import ModelSource, ServiceConfig
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", action="append", required=True, help="ONNX bundle (NAME=DIR or DIR); repeatable")

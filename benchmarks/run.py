@@ -24,16 +24,17 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from benchmarks.config import BenchConfig
-from benchmarks.limit import best_limit, measure_limit
-from benchmarks.loadgen import LoadSpec, Request, run_point
-from benchmarks.report import write_report
-from benchmarks.server_proc import REPO, ServerProcess
-from benchmarks.workload import HH_DEV, Workload
+from rewardserve.benchmarks.config import BenchConfig
+from rewardserve.benchmarks.limit import best_limit, measure_limit
+from rewardserve.benchmarks.loadgen import LoadSpec, Request, run_point
+from rewardserve.benchmarks.report import write_report
+from rewardserve.benchmarks.server_proc import REPO, ServerProcess
+from rewardserve.benchmarks.workload import HH_DEV, Workload
+from rewardserve.service.config import ModelSource, Provider, ServiceConfig
+
 from rewardserve.bundle import BundleError, RewardSpec
 from rewardserve.enums import ModelKind
 from rewardserve.manifest import Manifest
-from service.config import ModelSource, Provider, ServiceConfig
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def default_data(bundle: Path) -> Path:
 
 def default_variant(bundle: Path, provider: Provider, allow_failed_parity: bool) -> str:
     """The variant rewardserve serves when no precision is asked for."""
-    from service.models import choose_variant
+    from rewardserve.service.models import choose_variant
 
     manifest = Manifest.load(bundle)
     try:  # what a user gets by default: a variant that passed parity

@@ -1,6 +1,6 @@
 """Accuracy through the server: each precision served over gRPC, next to PyTorch on the same data.
 
-    python -m benchmarks.served_accuracy runs/hh-pairwise-onnx ../shared/data/hh-rlhf-harmless/dev.jsonl \\
+    python -m rewardserve.benchmarks.served_accuracy runs/hh-pairwise-onnx ../shared/data/hh-rlhf-harmless/dev.jsonl \\
         --pytorch-bundle runs/hh-pairwise --precisions fp32 int8
 
 Starts a real server on a free loopback port per precision, scores every dev text through the
@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rewardserve.service.client import AsyncRewardClient
+from rewardserve.service.config import ModelSource, ServiceConfig
+from rewardserve.service.server import RewardServer
+from rewardserve.training.data import TextFormatter, load_classification, load_preferences
+from rewardserve.training.evaluate import classifier_metrics, pairwise_metrics
 
 from rewardserve.bundle import RewardSpec
 from rewardserve.enums import ModelKind
-from service.client import AsyncRewardClient
-from service.config import ModelSource, ServiceConfig
-from service.server import RewardServer
-from training.data import TextFormatter, load_classification, load_preferences
-from training.evaluate import classifier_metrics, pairwise_metrics
 
 CHUNK = 64
 
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     key = "accuracy"
     rows: dict[str, dict[str, Any]] = {}
     if args.pytorch_bundle:
-        from training.evaluate import evaluate_bundle
+        from rewardserve.training.evaluate import evaluate_bundle
 
         rows["pytorch fp32"] = evaluate_bundle(args.pytorch_bundle, args.data)
     else:

@@ -102,7 +102,7 @@ class ServerProcess:
         if max_batch_tokens is not None:  # else the server's own default
             config["max_batch_tokens"] = max(max_batch_tokens, RewardSpec.load(bundle).max_length)
         name = name or f"rewardserve-{variant}-b{max_batch_items}"
-        argv = [sys.executable, "-m", "benchmarks.server_proc", json.dumps(config)]
+        argv = [sys.executable, "-m", "rewardserve.benchmarks.server_proc", json.dumps(config)]
         return cls(name, argv, port, metrics_port, log_dir / f"{name}.log")
 
     @classmethod
@@ -110,7 +110,7 @@ class ServerProcess:
               dtype: str = "fp32") -> ServerProcess:
         """The per-request PyTorch baseline (:mod:`benchmarks.torch_server`)."""
         port = free_port()
-        argv = [sys.executable, "-m", "benchmarks.torch_server", "--source-bundle", str(source_bundle),
+        argv = [sys.executable, "-m", "rewardserve.benchmarks.torch_server", "--source-bundle", str(source_bundle),
                 "--port", str(port), "--threads", str(threads), "--device", device, "--dtype", dtype]
         # Passive OpenMP waits, as ONNX Runtime's allow_spinning=0 in the server: spinning OpenMP
         # workers starve the event loop on a small shared machine (6 vs 430 items/s measured on a
@@ -194,8 +194,8 @@ class ServerProcess:
 
 def _serve_main(config_json: str) -> int:
     """Entry point of a rewardserve subprocess: serve one ServiceConfig given as JSON."""
-    from service.config import ServiceConfig
-    from service.server import serve
+    from rewardserve.service.config import ServiceConfig
+    from rewardserve.service.server import serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return serve(ServiceConfig(**json.loads(config_json)))

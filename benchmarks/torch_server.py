@@ -6,7 +6,7 @@ ONNX bundle's source weights). Like ``serve_rm``, it runs one request at a time 
 thread): the items of a request are padded into one forward pass, but requests are never
 batched together. Formatting and truncation follow ``reward.json`` as the service does.
 
-    python -m benchmarks.torch_server --source-bundle runs/hh-pairwise --port 50061 --threads 2
+    python -m rewardserve.benchmarks.torch_server --source-bundle runs/hh-pairwise --port 50061 --threads 2
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ from pathlib import Path
 import grpc
 import numpy as np
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from rewardserve.service import types
+from rewardserve.service.errors import InvalidArgument
+from rewardserve.service.postprocess import probabilities, rewards
+from rewardserve.service.types import ItemScore, ScoreResult
 
 from rewardserve.bundle import RewardSpec
 from rewardserve.formatting import FormatError, format_item
 from rewardserve.v1 import reward_pb2_grpc
-from service import types
-from service.errors import InvalidArgument
-from service.postprocess import probabilities, rewards
-from service.types import ItemScore, ScoreResult
 
 logger = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from rewardserve.service.tokenize import Encoded, TextEncoder
 
 from rewardserve.bundle import RewardSpec
 from rewardserve.v1 import reward_pb2 as pb
-from service.tokenize import Encoded, TextEncoder
 
 logger = logging.getLogger(__name__)
 

@@ -134,10 +134,9 @@ def grpo_config(args: argparse.Namespace, suppress: list[int]):
 
 def train(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Run GRPO against the reward server; return one {step, reward, ...} record per step."""
+    from rewardserve.service.client import RewardClient
     from transformers import PrinterCallback, TrainerCallback
     from trl import GRPOTrainer
-
-    from service.client import RewardClient
 
     policy, tokenizer = load_policy(args)
     # The tiny policy always writes max-completion-length words: no EOS, padding or unknowns.

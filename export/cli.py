@@ -19,7 +19,7 @@ PARITY_FAILED_EXIT = 1
 
 def register(subparsers) -> None:
     """Add the ``export`` subcommand."""
-    from export.config import ExportConfig, Int8Method, Tolerances
+    from rewardserve.export.config import ExportConfig, Int8Method, Tolerances
 
     help_of = {f.name: f.metadata.get("help", "") for f in fields(ExportConfig)}
     p = subparsers.add_parser(
@@ -71,7 +71,7 @@ def _optional_float(value: str) -> float | None:
 
 def config_from_args(args: argparse.Namespace):
     """Build the validated ``ExportConfig`` from parsed arguments."""
-    from export.config import ExportConfig, Tolerances
+    from rewardserve.export.config import ExportConfig, Tolerances
 
     tolerances = Tolerances(**{f.name: getattr(args, f.name) for f in fields(Tolerances)})
     return ExportConfig(
@@ -88,7 +88,7 @@ def config_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     """Handle ``rewardserve export``; return the exit code."""
-    from export.pipeline import export_bundle, failures
+    from rewardserve.export.pipeline import export_bundle, failures
 
     manifest = export_bundle(config_from_args(args))
     if args.json:
@@ -118,8 +118,8 @@ def summary(manifest) -> str:
 
 
 if __name__ == "__main__":
-    # `python -m export.cli export ...` works even where rewardserve.cli does not list this stage.
+    # `python -m rewardserve.export.cli export ...` works even where rewardserve.cli does not list this stage.
     from rewardserve import cli as _cli
 
-    _cli.STAGE_MODULES = ("export.cli",)
+    _cli.STAGE_MODULES = ("rewardserve.export.cli",)
     sys.exit(_cli.main())

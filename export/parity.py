@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rewardserve.export.config import Tolerances
+from rewardserve.export.onnx_export import SourceModel
+from rewardserve.export.texts import ParityTexts
 
-from export.config import Tolerances
-from export.onnx_export import SourceModel
-from export.texts import ParityTexts
 from rewardserve.enums import ModelKind, Precision
 
 logger = logging.getLogger(__name__)

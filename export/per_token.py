@@ -15,7 +15,8 @@ A side effect that matters for serving: a row's result no longer depends on the 
 in the batch, so a text scores the same whoever it is batched with.
 
 The matmuls whose quantization hurts most (largest relative output error on calibration
-texts) can stay fp32: ``keep_fp32`` of them.
+texts) can stay fp32: ``keep_fp32`` of them. A matmul is named by its output tensor, which
+ONNX requires to be unique (node names are optional: exporters leave some empty).
 """
 
 from __future__ import annotations
@@ -32,16 +33,27 @@ _MS_DOMAIN = "com.microsoft"
 _EPS = np.float32(1e-8)
 
 
-def quantizable_matmuls(model) -> list:
-    """Return the MatMul nodes with a 2-D fp32 constant weight (the dense layers)."""
+def quantizable_matmuls(model) -> dict:
+    """Return ``{output tensor name: node}`` of the MatMuls with a 2-D fp32 constant weight (the dense layers).
+
+    Raises ValueError when two nodes of the graph write the same tensor (invalid ONNX, and
+    the key would be ambiguous).
+    """
     import onnx
 
     inits = {i.name: i for i in model.graph.initializer}
-    return [
-        n for n in model.graph.node
+    writers: dict[str, int] = {}
+    for n in model.graph.node:
+        for out in n.output:
+            writers[out] = writers.get(out, 0) + 1
+    duplicated = sorted(name for name, count in writers.items() if count > 1 and name)
+    if duplicated:
+        raise ValueError(f"per-token int8: tensors written by more than one node: {duplicated}")
+    return {
+        n.output[0]: n for n in model.graph.node
         if n.op_type == "MatMul" and n.input[1] in inits and len(inits[n.input[1]].dims) == 2
         and inits[n.input[1]].data_type == onnx.TensorProto.FLOAT
-    ]
+    }
 
 
 def quantize_weight(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -58,14 +70,14 @@ def fake_quantize_rows(x: np.ndarray) -> np.ndarray:
 
 
 def sensitivity(src: Path, batches: Iterable[dict[str, np.ndarray]]) -> dict[str, float]:
-    """Relative output error ``|x~ @ W~ - x @ W| / |x @ W|`` of each dense matmul on ``batches``."""
+    """Relative output error ``|x~ @ W~ - x @ W| / |x @ W|`` of each dense matmul on ``batches``, by output tensor."""
     import onnx
     import onnxruntime as ort
 
     model = onnx.load(str(src))
     nodes = quantizable_matmuls(model)
     inits = {i.name: i for i in model.graph.initializer}
-    activations = sorted({n.input[0] for n in nodes})
+    activations = sorted({n.input[0] for n in nodes.values()})
     for name in activations:
         model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -78,25 +90,34 @@ def sensitivity(src: Path, batches: Iterable[dict[str, np.ndarray]]) -> dict[str
                 rows = rows[mask.reshape(-1).astype(bool)]
             seen[name].append(rows)
     errors = {}
-    for node in nodes:
+    for out, node in nodes.items():
         x = np.concatenate(seen[node.input[0]])
         w = onnx.numpy_helper.to_array(inits[node.input[1]])
         wq, ws = quantize_weight(w)
         exact = x @ w
         approx = fake_quantize_rows(x) @ (wq.astype(np.float32) * ws)
-        errors[node.name] = float(np.linalg.norm(approx - exact) / max(np.linalg.norm(exact), 1e-12))
+        errors[out] = float(np.linalg.norm(approx - exact) / max(np.linalg.norm(exact), 1e-12))
     return errors
 
 
 def quantize_per_token(src: Path, dst: Path, keep_fp32: Iterable[str] = ()) -> int:
-    """Write ``src`` with its dense matmuls (except ``keep_fp32``) in per-token int8; return how many."""
+    """Write ``src`` with its dense matmuls in per-token int8; return how many.
+
+    ``keep_fp32`` names the matmuls (by output tensor, as :func:`sensitivity` keys them) that
+    stay fp32; a name that is no dense matmul's output raises ValueError.
+    """
     import onnx
     from onnx import helper, numpy_helper
 
     model = onnx.load(str(src))
     graph = model.graph
     opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
-    targets = {n.name for n in quantizable_matmuls(model)} - set(keep_fp32)
+    matmuls = quantizable_matmuls(model)
+    keep = set(keep_fp32)
+    unknown = sorted(keep - set(matmuls))
+    if unknown:
+        raise ValueError(f"per-token int8: keep_fp32 names no dense MatMul output: {unknown}")
+    targets = {out: n for out, n in matmuls.items() if out not in keep}
     inits = {i.name: i for i in graph.initializer}
     new_inits = [
         numpy_helper.from_array(np.float32(255), "pt_255"), numpy_helper.from_array(_EPS, "pt_eps"),
@@ -105,7 +126,9 @@ def quantize_per_token(src: Path, dst: Path, keep_fp32: Iterable[str] = ()) -> i
     ]
     nodes, quantized_inputs = [], {}
     for node in graph.node:
-        if node.name not in targets:
+        # Identity, not name: unnamed nodes share the name "" (and output[0] of a node with no
+        # outputs does not exist), so only the very node found above is rewritten.
+        if not node.output or targets.get(node.output[0]) is not node:
             nodes.append(node)
             continue
         x = node.input[0]
@@ -118,7 +141,8 @@ def quantize_per_token(src: Path, dst: Path, keep_fp32: Iterable[str] = ()) -> i
         base = node.input[1]
         new_inits += [numpy_helper.from_array(wq, f"{base}_int8"), numpy_helper.from_array(ws, f"{base}_scale"),
                       numpy_helper.from_array(colsum, f"{base}_colsum")]
-        out, p = node.output[0], f"{node.name}_pt"
+        out = node.output[0]
+        p = f"{out}_pt"  # unique like the tensor name; node names may be empty or repeated
         nodes += [
             helper.make_node("MatMulIntegerToFloat", [q, f"{base}_int8", "pt_one", f"{base}_scale", "pt_zero_point"],
                              [f"{p}_int"], name=f"{p}_matmul", domain=_MS_DOMAIN),
@@ -135,7 +159,7 @@ def quantize_per_token(src: Path, dst: Path, keep_fp32: Iterable[str] = ()) -> i
     if not any(o.domain == _MS_DOMAIN for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid(_MS_DOMAIN, 1))
     onnx.save(model, str(dst))
-    logger.info("per-token int8: %d matmuls quantized, %d kept fp32", len(targets), len(set(keep_fp32)))
+    logger.info("per-token int8: %d matmuls quantized, %d kept fp32", len(targets), len(keep))
     return len(targets)
 
 

@@ -12,18 +12,19 @@ import hashlib
 import logging
 import shutil
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from export.config import ExportConfig, Int8Method
-from export.onnx_export import SourceModel, export_onnx, load_source, save_tokenizer
-from export.optimize import CPU_FUSE_ATTENTION, heads_and_hidden, optimize_onnx
-from export.parity import build_runs, compare, gate, onnx_logits, torch_logits
-from export.per_token import sensitivity
-from export.precision import PROVIDERS, make_variant, variant_method
-from export.texts import load_texts
-from export.throughput import measure_file, synthetic_feeds
+from rewardserve.export.config import ExportConfig, Int8Method
+from rewardserve.export.onnx_export import SourceModel, export_onnx, load_source, save_tokenizer
+from rewardserve.export.optimize import CPU_FUSE_ATTENTION, heads_and_hidden, optimize_onnx
+from rewardserve.export.parity import build_runs, compare, gate, onnx_logits, torch_logits
+from rewardserve.export.per_token import sensitivity
+from rewardserve.export.precision import PROVIDERS, make_variant, variant_method
+from rewardserve.export.texts import load_texts
+from rewardserve.export.throughput import measure_file, synthetic_feeds
+
 from rewardserve.bundle import REWARD_FILE
 from rewardserve.enums import Precision
 from rewardserve.manifest import Manifest, VariantInfo
@@ -116,7 +117,7 @@ def _build(config: ExportConfig, work: Path) -> Manifest:
     }
     return Manifest(
         source_fingerprint=fingerprint, model_type=source.model_type, variants=variants,
-        pad_token_id=source.pad_token_id, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        pad_token_id=source.pad_token_id, created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         tool_versions=_tool_versions(),
         reference={"file": REFERENCE_FILE, "sha256": file_sha256(reference), "throughput": ref_throughput},
         parity_data={**texts.describe(), "runs": [r.name for r in runs], "batch_size": config.parity_batch_size},

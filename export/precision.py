@@ -7,12 +7,13 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from export.config import Int8Method
-from export.per_token import quantize_per_token
+from rewardserve.export.config import Int8Method
+from rewardserve.export.per_token import quantize_per_token
+
 from rewardserve.enums import Precision
 
 if TYPE_CHECKING:
-    from export.config import ExportConfig
+    from rewardserve.export.config import ExportConfig
 
 logger = logging.getLogger(__name__)
 

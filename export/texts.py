@@ -75,7 +75,7 @@ def _even(n: int) -> int:
 
 def _from_jsonl(path: Path, spec: RewardSpec, max_texts: int) -> tuple[list[str], bool]:
     # The training stage's reader: the same JSONL rules and file:line errors (DataError is a ValueError).
-    from training.data import read_records
+    from rewardserve.training.data import read_records
 
     texts: list[str] = []
     paired = False

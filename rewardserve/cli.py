@@ -14,7 +14,7 @@ import sys
 from rewardserve import __version__
 
 # Stage modules that add subcommands, in the order `--help` lists them.
-STAGE_MODULES = ("training.cli", "export.cli", "service.cli", "rewardserve.defaults", "benchmarks.cli")
+STAGE_MODULES = ("rewardserve.training.cli", "rewardserve.export.cli", "rewardserve.service.cli", "rewardserve.defaults", "rewardserve.benchmarks.cli")
 
 
 class CLIError(Exception):

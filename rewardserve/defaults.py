@@ -114,11 +114,11 @@ def build(recipe: str = "quick", force: bool = False) -> dict[str, Path]:
 
 
 def _build_one(m: DefaultModel, recipe: str, target: Path, step: int) -> None:
-    from export.config import ExportConfig
-    from export.pipeline import export_bundle, failures
     from rewardserve.enums import Precision
-    from training.config import TrainConfig
-    from training.run import train
+    from rewardserve.export.config import ExportConfig
+    from rewardserve.export.pipeline import export_bundle, failures
+    from rewardserve.training.config import TrainConfig
+    from rewardserve.training.run import train
 
     data = data_dir()
     if data is not None:

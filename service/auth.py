@@ -23,11 +23,10 @@ import logging
 from collections.abc import Iterable
 
 import grpc
-
-from service.config import ServiceConfig
-from service.errors import Overloaded, ServiceError, Unauthenticated, http_status_for, status_for
-from service.metrics import ServiceMetrics
-from service.tls import read_setting_file
+from rewardserve.service.config import ServiceConfig
+from rewardserve.service.errors import Overloaded, ServiceError, Unauthenticated, http_status_for, status_for
+from rewardserve.service.metrics import ServiceMetrics
+from rewardserve.service.tls import read_setting_file
 
 logger = logging.getLogger(__name__)
 

@@ -21,10 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-
-from service.errors import DeadlineExpired, QueueFull, Unavailable
-from service.metrics import ServiceMetrics
-from service.tokenize import Encoded
+from rewardserve.service.errors import DeadlineExpired, QueueFull, Unavailable
+from rewardserve.service.metrics import ServiceMetrics
+from rewardserve.service.tokenize import Encoded
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ SCORE_CONCURRENCY = 8  # requests in flight while scoring a file
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``serve`` and ``score`` subcommands."""
-    from service.config import PRECISION_CHOICES, ServiceConfig
+    from rewardserve.service.config import PRECISION_CHOICES, ServiceConfig
 
     # No abbreviations: `--auth-token X` must fail, not be taken for `--auth-token-file X`.
     serve = sub.add_parser("serve", help="serve ONNX bundles over gRPC", allow_abbrev=False,
@@ -73,7 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_client_security(score)
     score.set_defaults(handler=_score)
 
-    from service.filter import add_parser as add_filter
+    from rewardserve.service.filter import add_parser as add_filter
 
     _add_client_security(add_filter(sub))  # `rewardserve filter`, defined beside its config
 
@@ -90,7 +90,7 @@ def _add_client_security(parser: argparse.ArgumentParser) -> None:
 
 def _client_security(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments of the clients for the TLS and token flags."""
-    from service.credentials import read_token
+    from rewardserve.service.credentials import read_token
 
     return {"tls_ca_file": args.tls_ca_file, "tls_cert_file": args.tls_cert_file,
             "tls_key_file": args.tls_key_file, "token": read_token(args.token_file, os.environ)}
@@ -98,8 +98,8 @@ def _client_security(args: argparse.Namespace) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ serve
 def _serve(args: argparse.Namespace) -> int:
-    from service.config import ServiceConfig
-    from service.server import serve
+    from rewardserve.service.config import ServiceConfig
+    from rewardserve.service.server import serve
 
     if not _has_models(args):
         args.models = [f"{name}={path}" for name, path in _default_models().items()]
@@ -134,7 +134,7 @@ def _has_models(args: argparse.Namespace) -> bool:
     if args.models or os.environ.get("REWARDSERVE_MODELS"):
         return True
     if args.config is not None:
-        from service.config import load_file
+        from rewardserve.service.config import load_file
 
         return bool(load_file(args.config).get("models"))
     return False
@@ -145,8 +145,7 @@ def _health(args: argparse.Namespace) -> int:
     """Exit 0 when the server reports SERVING, 1 otherwise (container health checks use this)."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    from service.credentials import bearer_metadata, open_channel
+    from rewardserve.service.credentials import bearer_metadata, open_channel
 
     security = _client_security(args)
     token = security.pop("token")  # health needs none, but a proxy in front may
@@ -186,7 +185,7 @@ async def _score_file(args: argparse.Namespace, out: TextIO) -> int:
 
     Bad lines raise ``BadLine`` naming the file and line (the CLI prints it and exits 2).
     """
-    from service.streaming import (
+    from rewardserve.service.streaming import (
         LineCounts,
         ScoreSettings,
         chunked,
@@ -195,7 +194,7 @@ async def _score_file(args: argparse.Namespace, out: TextIO) -> int:
         score_in_order,
         server_scorer,
     )
-    from service.types import item_from_obj
+    from rewardserve.service.types import item_from_obj
 
     settings = ScoreSettings(model=args.model_name, truncation=args.truncation, normalize=args.normalize,
                              timeout_s=args.timeout_s)

@@ -30,14 +30,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from rewardserve.service import types
+from rewardserve.service.credentials import bearer_metadata, open_channel
+from rewardserve.service.reward_func import Penalty, RewardFunc
+from rewardserve.service.targets import CHANNEL_OPTIONS, channel_target
+from rewardserve.service.types import CompareResult, ModelInfo, ScoreOptions, ScoreResult
 
 from rewardserve.enums import Truncation
 from rewardserve.v1 import reward_pb2_grpc
-from service import types
-from service.credentials import bearer_metadata, open_channel
-from service.reward_func import Penalty, RewardFunc
-from service.targets import CHANNEL_OPTIONS, channel_target
-from service.types import CompareResult, ModelInfo, ScoreOptions, ScoreResult
 
 
 class RewardServiceError(Exception):

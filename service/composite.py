@@ -12,12 +12,13 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from rewardserve.service.recipes import CompositeSpec
+from rewardserve.service.types import ItemScore, ModelInfo, RewardPart, ScoreOptions
+
 from rewardserve.formatting import Item
-from service.recipes import CompositeSpec
-from service.types import ItemScore, ModelInfo, RewardPart, ScoreOptions
 
 if TYPE_CHECKING:  # models.py builds composites, so no runtime import back
-    from service.models import ScoringModel
+    from rewardserve.service.models import ScoringModel
 
 logger = logging.getLogger(__name__)
 

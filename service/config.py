@@ -19,8 +19,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from rewardserve.service.recipes import CompositeSpec, check_recipes, parse_composites
+
 from rewardserve.enums import Precision, enum_values
-from service.recipes import CompositeSpec, check_recipes, parse_composites
 
 ENV_PREFIX = "REWARDSERVE_"
 

@@ -17,8 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
-
-from service.tls import read_pem
+from rewardserve.service.tls import read_pem
 
 TOKEN_ENV = "REWARDSERVE_AUTH_TOKEN"
 

@@ -15,8 +15,7 @@ import time
 from collections.abc import Callable
 
 import grpc
-
-from service.wire import Undecodable
+from rewardserve.service.wire import Undecodable
 
 logger = logging.getLogger(__name__)
 

@@ -24,9 +24,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from rewardserve.service.errors import InvalidArgument
+from rewardserve.service.types import item_from_obj
+
 from rewardserve.formatting import Item, PairItem, TextItem
-from service.errors import InvalidArgument
-from service.types import item_from_obj
 
 BINS = 1000  # probability histogram resolution: quantiles are exact to 1/BINS
 
@@ -150,8 +151,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def _handler(args: argparse.Namespace) -> int:
+    from rewardserve.service.cli import (
+        _client_security,  # the TLS and token flags the CLI adds to every client
+    )
+
     from rewardserve.cli import CLIError
-    from service.cli import _client_security  # the TLS and token flags the CLI adds to every client
 
     try:
         config = FilterConfig(**{f.name: getattr(args, f.name) for f in fields(FilterConfig)})
@@ -210,8 +214,8 @@ async def run_filter(config: FilterConfig, client_kwargs: dict[str, Any] | None 
 
     ``client_kwargs`` go to the client of ``config.address`` (TLS files, a token).
     """
-    from service.reward_func import label_name, label_prob
-    from service.streaming import (
+    from rewardserve.service.reward_func import label_name, label_prob
+    from rewardserve.service.streaming import (
         LineCounts,
         ScoreSettings,
         chunked,

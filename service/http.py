@@ -27,13 +27,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from aiohttp import web
+from rewardserve.service.config import ServiceConfig
+from rewardserve.service.errors import InvalidArgument, http_errors
+from rewardserve.service.metrics import ServiceMetrics
+from rewardserve.service.servicer import RewardServicer
+from rewardserve.service.types import ItemScore, ScoreOptions
 
 from rewardserve.formatting import TextItem
-from service.config import ServiceConfig
-from service.errors import InvalidArgument, http_errors
-from service.metrics import ServiceMetrics
-from service.servicer import RewardServicer
-from service.types import ItemScore, ScoreOptions
 
 logger = logging.getLogger(__name__)
 

@@ -22,10 +22,10 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+from rewardserve.service.runner import OnnxRunner
+from rewardserve.service.tokenize import Encoded, TextEncoder
 
 from rewardserve.bundle import BundleError
-from service.runner import OnnxRunner
-from service.tokenize import Encoded, TextEncoder
 
 _CHUNK = 1 << 20
 

@@ -18,12 +18,13 @@ from __future__ import annotations
 import logging
 from importlib import metadata
 
+from rewardserve.service import kserve_types as kt
+from rewardserve.service.errors import ModelNotFound, Unavailable, grpc_errors
+from rewardserve.service.servicer import RewardServicer
+
 from rewardserve.formatting import TextItem
 from rewardserve.kserve import grpc_predict_v2_pb2 as pb
 from rewardserve.kserve import grpc_predict_v2_pb2_grpc
-from service import kserve_types as kt
-from service.errors import ModelNotFound, Unavailable, grpc_errors
-from service.servicer import RewardServicer
 
 logger = logging.getLogger(__name__)
 

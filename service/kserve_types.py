@@ -25,12 +25,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from rewardserve.service.composite import KIND as COMPOSITE
+from rewardserve.service.errors import InvalidArgument, ModelNotFound
+from rewardserve.service.types import ItemScore, ModelInfo, ScoreOptions
 
 from rewardserve.enums import Truncation, enum_values
 from rewardserve.kserve import grpc_predict_v2_pb2 as pb
-from service.composite import KIND as COMPOSITE
-from service.errors import InvalidArgument, ModelNotFound
-from service.types import ItemScore, ModelInfo, ScoreOptions
 
 INPUT = "text"
 VERSION = "1"  # one version per model: the bundle the server loaded

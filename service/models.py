@@ -14,21 +14,21 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from rewardserve.service.batcher import Batcher
+from rewardserve.service.composite import CompositeModel, build_composites
+from rewardserve.service.config import ModelErrorPolicy, ModelSource, Provider, ServiceConfig
+from rewardserve.service.errors import DeadlineExpired, InvalidArgument, ModelNotFound
+from rewardserve.service.integrity import check_sha256, check_vocab_fits
+from rewardserve.service.metrics import ServiceMetrics
+from rewardserve.service.postprocess import to_scores
+from rewardserve.service.runner import OnnxRunner, resolve_provider
+from rewardserve.service.tokenize import Encoded, TextEncoder, TooLong
+from rewardserve.service.types import ItemScore, ModelInfo, ScoreOptions, check_text_chars
 
 from rewardserve.bundle import BundleError, RewardSpec
 from rewardserve.enums import Precision, Truncation
 from rewardserve.formatting import FormatError, Item, format_item
 from rewardserve.manifest import MANIFEST_FILE, Manifest, VariantInfo
-from service.batcher import Batcher
-from service.composite import CompositeModel, build_composites
-from service.config import ModelErrorPolicy, ModelSource, Provider, ServiceConfig
-from service.errors import DeadlineExpired, InvalidArgument, ModelNotFound
-from service.integrity import check_sha256, check_vocab_fits
-from service.metrics import ServiceMetrics
-from service.postprocess import to_scores
-from service.runner import OnnxRunner, resolve_provider
-from service.tokenize import Encoded, TextEncoder, TooLong
-from service.types import ItemScore, ModelInfo, ScoreOptions, check_text_chars
 
 logger = logging.getLogger(__name__)
 

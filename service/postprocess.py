@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from rewardserve.service.tokenize import Encoded
+from rewardserve.service.types import ItemScore
 
 from rewardserve.bundle import RewardSpec
-from service.tokenize import Encoded
-from service.types import ItemScore
 
 
 def probabilities(logits: np.ndarray) -> np.ndarray:

@@ -27,12 +27,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from rewardserve.service.types import ModelInfo, item_from_obj
+
 from rewardserve.enums import Truncation
 from rewardserve.formatting import Item, PairItem, TextItem
-from service.types import ModelInfo, item_from_obj
 
 if TYPE_CHECKING:  # the client imports this module
-    from service.client import RewardClient
+    from rewardserve.service.client import RewardClient
 
 
 @dataclass(frozen=True)

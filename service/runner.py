@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from rewardserve.service.config import Provider
+from rewardserve.service.tokenize import Encoded
 
 from rewardserve.bundle import BundleError
-from service.config import Provider
-from service.tokenize import Encoded
 
 logger = logging.getLogger(__name__)
 

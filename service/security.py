@@ -22,11 +22,10 @@ import ssl
 from dataclasses import dataclass
 
 import grpc
-
-from service.auth import Guard, GuardInterceptor, http_middleware, load_tokens
-from service.config import ServiceConfig
-from service.metrics import ServiceMetrics
-from service.tls import ServerTLS
+from rewardserve.service.auth import Guard, GuardInterceptor, http_middleware, load_tokens
+from rewardserve.service.config import ServiceConfig
+from rewardserve.service.metrics import ServiceMetrics
+from rewardserve.service.tls import ServerTLS
 
 logger = logging.getLogger(__name__)
 

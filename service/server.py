@@ -16,18 +16,18 @@ from collections.abc import Callable
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from rewardserve.service.config import ServiceConfig
+from rewardserve.service.http import RewardHttpApp
+from rewardserve.service.kserve import SERVICE_NAME as KSERVE_SERVICE_NAME
+from rewardserve.service.kserve import KServeServicer
+from rewardserve.service.metrics import ServiceMetrics
+from rewardserve.service.models import ModelRegistry
+from rewardserve.service.security import Security
+from rewardserve.service.servicer import RewardServicer
+from rewardserve.service.wire import add_servicer
 
 from rewardserve.kserve import grpc_predict_v2_pb2 as kserve_pb2
 from rewardserve.v1 import reward_pb2
-from service.config import ServiceConfig
-from service.http import RewardHttpApp
-from service.kserve import SERVICE_NAME as KSERVE_SERVICE_NAME
-from service.kserve import KServeServicer
-from service.metrics import ServiceMetrics
-from service.models import ModelRegistry
-from service.security import Security
-from service.servicer import RewardServicer
-from service.wire import add_servicer
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ def usage_hint(host: str, port: int, metrics_port: int | None, model: str) -> st
         f"  grpcurl -plaintext -d '{{\"items\": [{item}], \"options\": {{\"model\": \"{model}\"}}}}' "
         f"{target} rewardserve.v1.RewardService/Score",
         f"  grpcurl -plaintext {target} grpc.health.v1.Health/Check",
-        f"  python -c \"from service.client import RewardClient; c = RewardClient('{target}'); "
+        f"  python -c \"from rewardserve.service.client import RewardClient; c = RewardClient('{target}'); "
         f"print(c.score([('\\n\\nHuman: hi', '\\n\\nAssistant: hello!')], model='{model}'))\"",
     ]
     if metrics_port:

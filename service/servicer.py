@@ -10,15 +10,15 @@ import logging
 import time
 
 import grpc
+from rewardserve.service import types
+from rewardserve.service.config import ServiceConfig
+from rewardserve.service.errors import Unavailable, grpc_errors
+from rewardserve.service.metrics import ServiceMetrics
+from rewardserve.service.models import ModelRegistry
+from rewardserve.service.postprocess import sigmoid
 
 from rewardserve.v1 import reward_pb2 as pb
 from rewardserve.v1 import reward_pb2_grpc
-from service import types
-from service.config import ServiceConfig
-from service.errors import Unavailable, grpc_errors
-from service.metrics import ServiceMetrics
-from service.models import ModelRegistry
-from service.postprocess import sigmoid
 
 logger = logging.getLogger(__name__)
 

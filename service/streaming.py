@@ -27,10 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rewardserve.service.errors import InvalidArgument
+from rewardserve.service.types import ItemScore, ModelInfo, validate_items
+
 from rewardserve.enums import Truncation
 from rewardserve.formatting import Item
-from service.errors import InvalidArgument
-from service.types import ItemScore, ModelInfo, validate_items
 
 
 class BadLine(ValueError):
@@ -152,7 +153,7 @@ async def server_scorer(address: str, settings: ScoreSettings, **client_kwargs: 
 
     ``client_kwargs`` go to :class:`AsyncRewardClient` (e.g. TLS files, a token).
     """
-    from service.client import AsyncRewardClient, RewardServiceError
+    from rewardserve.service.client import AsyncRewardClient, RewardServiceError
 
     async with AsyncRewardClient(address, timeout_s=settings.timeout_s, **client_kwargs) as client:
 
@@ -177,11 +178,12 @@ async def server_scorer(address: str, settings: ScoreSettings, **client_kwargs: 
 async def local_scorer(bundle: Path, settings: ScoreSettings, precision: str = "auto",
                        provider: str = "auto") -> AsyncIterator[Scorer]:
     """Score in-process: load the ONNX bundle behind the server's own batcher."""
+    from rewardserve.service.config import ModelSource, ServiceConfig
+    from rewardserve.service.metrics import ServiceMetrics
+    from rewardserve.service.models import ModelRegistry
+    from rewardserve.service.types import ScoreOptions
+
     from rewardserve.bundle import RewardSpec
-    from service.config import ModelSource, ServiceConfig
-    from service.metrics import ServiceMetrics
-    from service.models import ModelRegistry
-    from service.types import ScoreOptions
 
     name = settings.model or bundle.name
     tokens = max(16384, RewardSpec.load(bundle).max_length)  # a budget that fits the bundle's max_length

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-
-from service.config import ServiceConfig
+from rewardserve.service.config import ServiceConfig
 
 CERT_MARKER = b"-----BEGIN CERTIFICATE-----"
 KEY_MARKER = b"PRIVATE KEY-----"

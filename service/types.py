@@ -19,12 +19,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from google.protobuf import unknown_fields
+from rewardserve.service.errors import InvalidArgument
+from rewardserve.service.recipes import CompositeTerm
 
 from rewardserve.enums import Truncation
 from rewardserve.formatting import ROLES, ChatItem, Item, Message, PairItem, TextItem
 from rewardserve.v1 import reward_pb2 as pb
-from service.errors import InvalidArgument
-from service.recipes import CompositeTerm
 
 _TRUNC_FROM_PB = {
     pb.TRUNCATION_MODE_UNSPECIFIED: None,

@@ -23,11 +23,10 @@ CLEAN_MARGIN = 2.0  # logits of a text without toxic words: toxic -2, non_toxic 
 def make_word_toxicity_bundle(root: Path, toxic: tuple[str, ...] = TOXIC) -> Path:
     """Write the bundle under ``root`` and export it to ONNX (fp32); return the ONNX bundle."""
     import torch
+    from rewardserve.export.config import ExportConfig
+    from rewardserve.export.pipeline import export_bundle
+    from rewardserve.training.tiny import make_tiny_bundle
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from export.config import ExportConfig
-    from export.pipeline import export_bundle
-    from training.tiny import make_tiny_bundle
 
     bundle = make_tiny_bundle(root / "words", "bert", "classifier")  # labels: 0 toxic, 1 non_toxic
     model = AutoModelForSequenceClassification.from_pretrained(bundle)

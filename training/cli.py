@@ -19,7 +19,7 @@ _INTERNAL = {"kind", "extra"}
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``train`` and ``eval`` to the top-level CLI."""
-    from training.config import TrainConfig
+    from rewardserve.training.config import TrainConfig
 
     train = sub.add_parser("train", help="train a reward model and write a model bundle")
     kinds = train.add_subparsers(dest="kind", metavar="KIND", required=True)
@@ -62,9 +62,9 @@ def _add_config_args(p: argparse.ArgumentParser, cls: type, skip: set[str]) -> N
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from training.config import TrainConfig
-    from training.data import parse_label_map
-    from training.run import train
+    from rewardserve.training.config import TrainConfig
+    from rewardserve.training.data import parse_label_map
+    from rewardserve.training.run import train
 
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     values = {k: v for k, v in values.items() if k not in _INTERNAL}
@@ -79,8 +79,8 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    from training.data import parse_label_map
-    from training.evaluate import evaluate_bundle
+    from rewardserve.training.data import parse_label_map
+    from rewardserve.training.evaluate import evaluate_bundle
 
     metrics = evaluate_bundle(
         args.bundle, args.data, args.batch_size, text_column=args.text_column,

@@ -110,7 +110,7 @@ class TrainConfig:
         """The base model to load (the bundled MiniLM when none is given)."""
         if self.base_model:
             return self.base_model
-        from training.tiny import default_base_model
+        from rewardserve.training.tiny import default_base_model
 
         return default_base_model()
 

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rewardserve.training.data import PreferenceGroup, TextFormatter, load_classification, load_preferences
 
 from rewardserve.bundle import RewardSpec
 from rewardserve.enums import ModelKind
-from training.data import PreferenceGroup, TextFormatter, load_classification, load_preferences
 
 logger = logging.getLogger(__name__)
 

@@ -9,17 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from rewardserve.bundle import Normalization, RewardSpec
-from rewardserve.enums import ModelKind, TextFormat
-from training.config import RankingMode, TrainConfig
-from training.data import (
+from rewardserve.training.config import RankingMode, TrainConfig
+from rewardserve.training.data import (
     TextFormatter,
     fingerprint,
     flatten_pairs,
     load_classification,
     load_preferences,
 )
+
+from rewardserve.bundle import Normalization, RewardSpec
+from rewardserve.enums import ModelKind, TextFormat
 
 logger = logging.getLogger(__name__)
 
@@ -93,9 +93,9 @@ def _formatter(tokenizer, config: TrainConfig) -> TextFormatter:
 
 
 def _train_pairwise(config: TrainConfig) -> Path:
-    from training.evaluate import evaluate_preferences, score_texts
-    from training.models import load_model_and_tokenizer
-    from training.trainers import PairwiseRewardTrainer, PreferenceCollator, TokenizedGroups
+    from rewardserve.training.evaluate import evaluate_preferences, score_texts
+    from rewardserve.training.models import load_model_and_tokenizer
+    from rewardserve.training.trainers import PairwiseRewardTrainer, PreferenceCollator, TokenizedGroups
 
     id2label = {0: "reward"}
     model, tok = load_model_and_tokenizer(config.resolved_base_model, id2label, config.truncation_side.value)
@@ -132,12 +132,11 @@ def _train_pairwise(config: TrainConfig) -> Path:
 
 
 def _train_classifier(config: TrainConfig) -> Path:
+    from rewardserve.training.data import parse_label_map
+    from rewardserve.training.evaluate import classifier_metrics, score_texts
+    from rewardserve.training.models import load_model_and_tokenizer
+    from rewardserve.training.trainers import ClassifierRewardTrainer, TokenizedTexts
     from transformers import DataCollatorWithPadding
-
-    from training.data import parse_label_map
-    from training.evaluate import classifier_metrics, score_texts
-    from training.models import load_model_and_tokenizer
-    from training.trainers import ClassifierRewardTrainer, TokenizedTexts
 
     label_map = parse_label_map(config.label_map)
     rows, names, _ = load_classification(config.train_data, config.text_column, config.label_column, label_map)
@@ -205,7 +204,7 @@ def _final_loss(trainer) -> float | None:
 
 def _finish(model, tok, spec: RewardSpec, rewards: np.ndarray, metrics: dict, config: TrainConfig) -> Path:
     """Add normalisation statistics and metrics to the spec and write the bundle."""
-    from training.models import save_bundle
+    from rewardserve.training.models import save_bundle
 
     std = float(rewards.std())
     norm = Normalization(float(rewards.mean()), std) if std > 0 else None

@@ -94,9 +94,10 @@ def make_tiny_bundle(directory: str | Path, family: str = "bert", kind: str = "p
     ``kind='pairwise'`` gives one logit; ``kind='classifier'`` gives labels toxic/non_toxic
     with ``non_toxic`` as the reward. Decoders get a chat-template-free spec and pad = EOS.
     """
+    from rewardserve.training.models import load_model_and_tokenizer, save_bundle
+
     from rewardserve.bundle import RewardSpec
     from rewardserve.enums import ModelKind, TextFormat
-    from training.models import load_model_and_tokenizer, save_bundle
 
     directory = Path(directory)
     base = directory.parent / f".{directory.name}-base"

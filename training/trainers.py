@@ -12,10 +12,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from rewardserve.training.data import LabelledText, PreferenceGroup
 from torch.utils.data import Dataset
 from transformers import PreTrainedTokenizerBase, Trainer
-
-from training.data import LabelledText, PreferenceGroup
 
 
 class TokenizedGroups(Dataset):

@@ -28,8 +28,8 @@ import hypothesis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rewardserve.benchmarks.reliability.common import Section, SoloScorer, cli_server
 
-from benchmarks.reliability.common import Section, SoloScorer, cli_server
 from rewardserve.formatting import ROLES
 from rewardserve.v1 import reward_pb2 as pb
 

@@ -24,9 +24,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import grpc
+from rewardserve.benchmarks.reliability.common import Section, cli_server
+from rewardserve.benchmarks.server_proc import REPO
 
-from benchmarks.reliability.common import Section, cli_server
-from benchmarks.server_proc import REPO
 from rewardserve.v1 import reward_pb2 as pb
 from rewardserve.v1 import reward_pb2_grpc
 
@@ -77,7 +77,7 @@ def _other_tokenizer(b: Path) -> None:
 
 def _record_tokenizer_hash(b: Path, original: Path) -> None:
     """Bundles exported before the hash existed lack it: record the original's, as export now does."""
-    from service.integrity import file_sha256
+    from rewardserve.service.integrity import file_sha256
 
     digest = file_sha256(original)
     _edit_json(b / "manifest.json", lambda m: m.update(tokenizer_sha256=m.get("tokenizer_sha256") or digest))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from benchmarks.reliability.config import ReliabilityConfig
+from rewardserve.benchmarks.reliability.config import ReliabilityConfig
 
 logger = logging.getLogger(__name__)
 
@@ -24,9 +24,9 @@ def tiny_bundle(root: Path, kind: str) -> Path:
     out = root / f"tiny-{kind}-onnx"
     if (out / "manifest.json").is_file():
         return out
-    from export.config import ExportConfig, Tolerances
-    from export.pipeline import export_bundle
-    from training.tiny import make_tiny_bundle
+    from rewardserve.export.config import ExportConfig, Tolerances
+    from rewardserve.export.pipeline import export_bundle
+    from rewardserve.training.tiny import make_tiny_bundle
 
     source = make_tiny_bundle(root / f"tiny-{kind}", "bert", kind)
     # Random weights give near-equal rewards, so ordering agreement is noise: gate it off.

@@ -17,15 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rewardserve.benchmarks.server_proc import ServerProcess, free_port
+from rewardserve.benchmarks.workload import HH_DEV, read_texts
+from rewardserve.service import types
+from rewardserve.service.config import ModelSource, ServiceConfig
+from rewardserve.service.metrics import ServiceMetrics
+from rewardserve.service.models import ModelRegistry
+from rewardserve.service.server import RewardServer
 
-from benchmarks.server_proc import ServerProcess, free_port
-from benchmarks.workload import HH_DEV, read_texts
 from rewardserve.v1 import reward_pb2 as pb
-from service import types
-from service.config import ModelSource, ServiceConfig
-from service.metrics import ServiceMetrics
-from service.models import ModelRegistry
-from service.server import RewardServer
 
 WORDS = ["the", "reward", "model", "scores", "a", "response", "to", "prompt", "with", "care", "and", "trainer",
          "learns", "from", "it", "please", "explain", "how", "bake", "bread", "at", "home", "without", "yeast",

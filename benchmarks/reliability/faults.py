@@ -16,11 +16,11 @@ from contextlib import contextmanager
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from rewardserve.benchmarks.reliability.common import InProcessServer, Section, SoloScorer, server_config
+from rewardserve.service.errors import GENERIC_INTERNAL
 
-from benchmarks.reliability.common import InProcessServer, Section, SoloScorer, server_config
 from rewardserve.v1 import reward_pb2 as pb
 from rewardserve.v1 import reward_pb2_grpc
-from service.errors import GENERIC_INTERNAL
 
 MODEL = "classifier"
 

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+from rewardserve.benchmarks.reliability.common import Section, cli_server, percentile_ms, random_items
+from rewardserve.benchmarks.reliability.config import ReliabilityConfig
+from rewardserve.service.client import RetryPolicy
 
-from benchmarks.reliability.common import Section, cli_server, percentile_ms, random_items
-from benchmarks.reliability.config import ReliabilityConfig
 from rewardserve.v1 import reward_pb2 as pb
 from rewardserve.v1 import reward_pb2_grpc
-from service.client import RetryPolicy
 
 QUEUE_ITEMS = 64
 NORMAL = (4, 8)  # clients, items per request

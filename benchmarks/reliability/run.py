@@ -16,14 +16,14 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks.reliability import bad_input, bad_models, faults, overload, sigterm, soak
-from benchmarks.reliability.bundles import resolve
-from benchmarks.reliability.common import Section, SoloScorer
-from benchmarks.reliability.config import ReliabilityConfig
-from benchmarks.reliability.report import write_report
+from rewardserve.benchmarks.reliability import bad_input, bad_models, faults, overload, sigterm, soak
+from rewardserve.benchmarks.reliability.bundles import resolve
+from rewardserve.benchmarks.reliability.common import Section, SoloScorer
+from rewardserve.benchmarks.reliability.config import ReliabilityConfig
+from rewardserve.benchmarks.reliability.report import write_report
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def _scenarios(cfg: ReliabilityConfig, models: dict[str, Path], scorer: SoloScor
 
 def run_suite(cfg: ReliabilityConfig, command: str = "") -> dict:
     """Run every scenario (a crash fails its section, the others still run); write the report."""
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    started = datetime.now(UTC).isoformat(timespec="seconds")
     start = time.monotonic()
     logs = cfg.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -71,7 +71,7 @@ def run_suite(cfg: ReliabilityConfig, command: str = "") -> dict:
         finally:
             scorer.close()
     results = {
-        "command": command or "python -m benchmarks.reliability", "ok": all(s.ok for s in sections),
+        "command": command or "python -m rewardserve.benchmarks.reliability", "ok": all(s.ok for s in sections),
         "seconds": time.monotonic() - start, "models": {k: str(v) for k, v in models.items()},
         "config": cfg.to_dict(), "sections": [s.to_dict() for s in sections],
         "environment": {"started": started, "machine": f"{os.cpu_count()} CPU cores, {platform.platform()}",

@@ -27,9 +27,15 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from rewardserve.benchmarks.reliability.common import (
+    Section,
+    SoloScorer,
+    cli_server,
+    distinct_pool,
+    random_items,
+)
+from rewardserve.benchmarks.reliability.config import ReliabilityConfig
 
-from benchmarks.reliability.common import Section, SoloScorer, cli_server, distinct_pool, random_items
-from benchmarks.reliability.config import ReliabilityConfig
 from rewardserve.v1 import reward_pb2 as pb
 from rewardserve.v1 import reward_pb2_grpc
 

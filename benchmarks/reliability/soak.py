@@ -21,8 +21,7 @@ from pathlib import Path
 
 import grpc
 import psutil
-
-from benchmarks.reliability.common import (
+from rewardserve.benchmarks.reliability.common import (
     Expected,
     Section,
     SoloScorer,
@@ -30,7 +29,8 @@ from benchmarks.reliability.common import (
     distinct_pool,
     random_items,
 )
-from benchmarks.reliability.config import ReliabilityConfig
+from rewardserve.benchmarks.reliability.config import ReliabilityConfig
+
 from rewardserve.v1 import reward_pb2 as pb
 from rewardserve.v1 import reward_pb2_grpc
 

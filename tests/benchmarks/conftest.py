@@ -14,9 +14,9 @@ HH_DEV = SHARED_DATA / "hh-rlhf-harmless" / "dev.jsonl"
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory) -> dict[str, Path]:
     """``{"source": model bundle, "onnx": its fp32 ONNX bundle, "data": a texts file}``."""
-    from export.config import ExportConfig
-    from export.pipeline import export_bundle
-    from training.tiny import make_tiny_bundle
+    from rewardserve.export.config import ExportConfig
+    from rewardserve.export.pipeline import export_bundle
+    from rewardserve.training.tiny import make_tiny_bundle
 
     root = tmp_path_factory.mktemp("bench")
     source = make_tiny_bundle(root / "pairwise", "bert", "pairwise")
@@ -34,6 +34,6 @@ def tiny(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def workload(tiny):
     """32 texts tokenized by the tiny model."""
-    from benchmarks.workload import Workload
+    from rewardserve.benchmarks.workload import Workload
 
     return Workload.load(tiny["onnx"], tiny["data"], max_texts=32, seed=0)

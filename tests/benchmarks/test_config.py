@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 
 import pytest
-
-from benchmarks.config import BenchConfig
+from rewardserve.benchmarks.config import BenchConfig
 
 
 def test_parses_strings_and_keeps_auto_threads():
@@ -38,7 +37,7 @@ def test_torch_baseline_needs_source_bundle():
 
 
 def test_cli_quick_presets_lose_to_explicit_flags():
-    from benchmarks.cli import config_from_args, register
+    from rewardserve.benchmarks.cli import config_from_args, register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from benchmarks import export_speed
+from rewardserve.benchmarks import export_speed
 
 
 def test_cpu_clock_refuses_cuda(tmp_path, capsys):

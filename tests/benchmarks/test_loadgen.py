@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from rewardserve.benchmarks.limit import measure_limit
+from rewardserve.benchmarks.loadgen import LoadSpec, run_point
+from rewardserve.benchmarks.server_proc import ServerProcess
 
-from benchmarks.limit import measure_limit
-from benchmarks.loadgen import LoadSpec, run_point
-from benchmarks.server_proc import ServerProcess
 from rewardserve.v1 import reward_pb2 as pb
 
 pytestmark = pytest.mark.e2e

@@ -1,6 +1,6 @@
 """The reliability suite's fast subset: every scenario runs against tiny models and must pass.
 
-One run (module fixture) of ``python -m benchmarks.reliability --quick``'s code: a 128-client
+One run (module fixture) of ``python -m rewardserve.benchmarks.reliability --quick``'s code: a 128-client
 soak, cancellation and expiry inside one batch, overload, SIGTERM under load, an injected
 runner failure, every kind of broken bundle under fail and skip, and 10,000 property-based
 bad requests. Each test below asserts one scenario's checks and its key figures.
@@ -11,11 +11,10 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from benchmarks.reliability.__main__ import parse
-from benchmarks.reliability.config import ReliabilityConfig
-from benchmarks.reliability.report import table
-from benchmarks.reliability.run import run_suite
+from rewardserve.benchmarks.reliability.__main__ import parse
+from rewardserve.benchmarks.reliability.config import ReliabilityConfig
+from rewardserve.benchmarks.reliability.report import table
+from rewardserve.benchmarks.reliability.run import run_suite
 
 pytestmark = pytest.mark.e2e
 

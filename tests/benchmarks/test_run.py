@@ -6,8 +6,8 @@ import json
 import math
 
 import pytest
+from rewardserve.benchmarks.report import PLOTS
 
-from benchmarks.report import PLOTS
 from rewardserve.cli import main
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

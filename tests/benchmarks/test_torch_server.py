@@ -5,8 +5,8 @@ from __future__ import annotations
 import grpc
 import numpy as np
 import pytest
+from rewardserve.benchmarks.server_proc import ServerProcess
 
-from benchmarks.server_proc import ServerProcess
 from rewardserve.v1 import reward_pb2 as pb
 from rewardserve.v1 import reward_pb2_grpc
 

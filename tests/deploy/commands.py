@@ -11,13 +11,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import tomllib
 from dataclasses import fields
 
 import pytest
-import tomllib
+from rewardserve.service.config import ServiceConfig
 
 from rewardserve.cli import build_parser
-from service.config import ServiceConfig
 from tests.conftest import REPO
 
 

@@ -27,10 +27,10 @@ import grpc
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
+from rewardserve.service.client import RewardClient, RewardServiceError
 
 from rewardserve.enums import Precision
 from rewardserve.v1 import reward_pb2, reward_pb2_grpc
-from service.client import RewardClient, RewardServiceError
 from tests.conftest import REPO
 from tests.service.conftest import ServerThread, _export, make_config
 

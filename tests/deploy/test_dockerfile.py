@@ -11,12 +11,12 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
+from rewardserve.service.config import ServiceConfig
 
-from service.config import ServiceConfig
 from tests.conftest import REPO
 
 from .commands import bind_hosts, open_ports, parse_command, serve_config
@@ -128,7 +128,7 @@ def test_pip_extras_named_in_the_dockerfile_exist(dockerfile):
 def test_build_stage_copies_every_package(dockerfile):
     copied = {args.split()[0] for args in dockerfile.stages[0].all("COPY")} | {
         w for args in dockerfile.stages[0].all("COPY") for w in args.split()[:-1]}
-    packages = {p.rstrip("*") for p in PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]}
+    packages = set(PYPROJECT["tool"]["setuptools"]["package-dir"].values())  # the folders packages live in
     assert packages <= copied, f"not copied into the build stage: {packages - copied}"
     assert {"pyproject.toml", PYPROJECT["project"]["readme"]} <= copied
 
@@ -151,7 +151,7 @@ class Block:
             raise ImportError(f"{{name}} is not in the image (extras train/export/bench)")
 sys.meta_path.insert(0, Block())
 from rewardserve.cli import build_parser
-import service.server, service.runner  # what `serve` runs
+import rewardserve.service.server, service.runner  # what `serve` runs
 for argv in {json.dumps([c[1:] for c in commands])}:
     build_parser().parse_args(argv)
 print("ok", len(blocked))

@@ -11,8 +11,8 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
+from rewardserve.service.targets import channel_target, host_port
 
-from service.targets import channel_target, host_port
 from tests.conftest import REPO
 
 from .commands import bind_hosts, open_ports, parse_command, serve_config

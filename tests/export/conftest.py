@@ -28,7 +28,7 @@ def spread_weights(bundle: Path, std: float = SPREAD_STD, seed: int = 0) -> None
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory):
     """Factory: ``tiny_bundle(family, kind)`` -> path of a cached tiny model bundle."""
-    from training.tiny import make_tiny_bundle
+    from rewardserve.training.tiny import make_tiny_bundle
 
     cache: dict[tuple[str, str], Path] = {}
 
@@ -45,8 +45,8 @@ def tiny_bundle(tmp_path_factory):
 @pytest.fixture(scope="session")
 def exported(tiny_bundle, tmp_path_factory):
     """Factory: ``exported(family, kind)`` -> (bundle, manifest) with all three variants."""
-    from export.config import ExportConfig
-    from export.pipeline import export_bundle
+    from rewardserve.export.config import ExportConfig
+    from rewardserve.export.pipeline import export_bundle
 
     cache: dict = {}
 

@@ -6,8 +6,7 @@ import argparse
 import json
 
 import pytest
-
-from export.cli import PARITY_FAILED_EXIT, config_from_args, register
+from rewardserve.export.cli import PARITY_FAILED_EXIT, config_from_args, register
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:

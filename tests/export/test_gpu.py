@@ -16,7 +16,7 @@ pytestmark = [
 
 
 def test_fp16_on_cuda_matches_fp32_and_io_binding_runs(exported):
-    from export.throughput import CUDA, make_session, measure, synthetic_feeds
+    from rewardserve.export.throughput import CUDA, make_session, measure, synthetic_feeds
 
     _, manifest = exported("bert", "pairwise")
     feeds = synthetic_feeds(manifest.variant("fp16").inputs, 4, 32, 300, manifest.pad_token_id)

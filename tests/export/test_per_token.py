@@ -7,8 +7,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-
-from export.per_token import fake_quantize_rows, quantize_per_token, quantize_weight, sensitivity
+from rewardserve.export.per_token import fake_quantize_rows, quantize_per_token, quantize_weight, sensitivity
 
 RNG = np.random.default_rng(0)
 W1 = RNG.normal(size=(16, 32)).astype(np.float32)
@@ -77,7 +76,7 @@ def test_keep_fp32_and_sensitivity(tmp_path):
 
 
 def test_bad_int8_settings_are_named(tmp_path):
-    from export.config import ExportConfig
+    from rewardserve.export.config import ExportConfig
 
     with pytest.raises(ValueError, match="int8_keep_fp32 must be >= 0, got -1"):
         ExportConfig(bundle=tmp_path / "b", out=tmp_path / "o", int8_keep_fp32=-1)

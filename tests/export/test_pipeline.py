@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from rewardserve.export.config import ExportConfig, Tolerances
+from rewardserve.export.pipeline import REFERENCE_FILE, export_bundle, failures, file_sha256
 
-from export.config import ExportConfig, Tolerances
-from export.pipeline import REFERENCE_FILE, export_bundle, failures, file_sha256
 from rewardserve.enums import Precision
 from rewardserve.manifest import Manifest
 
@@ -145,7 +145,7 @@ def test_dynamic_int8_method(tiny_bundle, tmp_path):
 
 
 def test_corrupted_variant_fails_the_gate(tiny_bundle, tmp_path, monkeypatch):
-    import export.pipeline as pipeline
+    import rewardserve.export.pipeline as pipeline
 
     real = pipeline.make_variant
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from rewardserve.export.texts import load_texts
 
-from export.texts import load_texts
 from rewardserve.bundle import RewardSpec
 from rewardserve.enums import ModelKind, TextFormat
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from rewardserve.training.tiny import save_tiny_base
 
 from rewardserve import defaults
 from rewardserve.manifest import Manifest
 from tests.training.conftest import HH_PAIRS, write_jsonl
-from training.tiny import save_tiny_base
 
 
 @pytest.fixture
@@ -50,10 +50,10 @@ def test_build_then_reuse(tiny_defaults, monkeypatch):
     def no_training(config):
         raise AssertionError("retrained a cached model")
 
-    monkeypatch.setattr("training.run.train", no_training)
+    monkeypatch.setattr("rewardserve.training.run.train", no_training)
     assert defaults.build("quick") == built
 
-    from service.cli import _default_models
+    from rewardserve.service.cli import _default_models
 
     assert list(_default_models()) == ["hh", "toxicity"]  # hh first: the default model
 

@@ -7,19 +7,19 @@ import threading
 from pathlib import Path
 
 import pytest
+from rewardserve.service.config import ModelSource, ServiceConfig
+from rewardserve.service.server import RewardServer
 
 from rewardserve.bundle import Normalization, RewardSpec
 from rewardserve.enums import Precision
-from service.config import ModelSource, ServiceConfig
-from service.server import RewardServer
 
 NORMALIZATION = Normalization(mean=0.25, std=2.0)
 
 
 def _export(root: Path, name: str, family: str, kind: str, precisions, normalization=None) -> Path:
-    from export.config import ExportConfig, Tolerances
-    from export.pipeline import export_bundle
-    from training.tiny import make_tiny_bundle
+    from rewardserve.export.config import ExportConfig, Tolerances
+    from rewardserve.export.pipeline import export_bundle
+    from rewardserve.training.tiny import make_tiny_bundle
 
     bundle = make_tiny_bundle(root / name, family, kind)
     if normalization is not None:

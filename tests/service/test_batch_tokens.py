@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from service.config import AUTO_BATCH_TOKENS, ModelSource, Provider, ServiceConfig
+from rewardserve.service.config import AUTO_BATCH_TOKENS, ModelSource, Provider, ServiceConfig
 
 M = (ModelSource("hh", "models/hh-onnx"),)
 

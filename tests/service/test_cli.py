@@ -14,9 +14,9 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from rewardserve.service.client import RewardClient
 
 from rewardserve.cli import main
-from service.client import RewardClient
 
 pytestmark = pytest.mark.e2e
 

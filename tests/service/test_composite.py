@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 
 import pytest
+from rewardserve.service.client import RewardClient
+from rewardserve.service.metrics import ServiceMetrics
+from rewardserve.service.models import ModelRegistry
+from rewardserve.service.recipes import CompositeTerm
+from rewardserve.service.types import RewardPart
 
 from rewardserve.cli import main
-from service.client import RewardClient
-from service.metrics import ServiceMetrics
-from service.models import ModelRegistry
-from service.recipes import CompositeTerm
-from service.types import RewardPart
 
 from .conftest import NORMALIZATION, ServerThread, make_config
 
@@ -77,7 +77,7 @@ def test_compare_puts_the_totals_in_bradley_terry(composite_server):
 
 
 def test_bad_items_are_named_like_direct_requests(composite_server):
-    from service.client import RewardServiceError
+    from rewardserve.service.client import RewardServiceError
 
     with RewardClient(composite_server.target) as client, pytest.raises(RewardServiceError) as e:
         client.score(["fine", ""], model="mix")
@@ -104,7 +104,7 @@ def test_serve_flags_refuse_bad_recipes_with_the_documented_message(bundles, cap
 
 
 def test_parts_round_trip_through_the_wire_types():
-    from service import types
+    from rewardserve.service import types
 
     score = types.ItemScore((), (), 0.25, 9, True, (RewardPart("hh", "", 1.0, 0.5), RewardPart("t", "toxic", -0.5, 0.5)))
     back = types.score_result_from_pb(types.score_result_to_pb(types.ScoreResult((score,), "mix"))).scores[0]

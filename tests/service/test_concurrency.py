@@ -6,14 +6,14 @@ import asyncio
 import random
 
 import pytest
+from rewardserve.service.client import AsyncRewardClient
+from rewardserve.service.config import Provider
+from rewardserve.service.runner import OnnxRunner
+from rewardserve.service.tokenize import TextEncoder
 
 from rewardserve.bundle import RewardSpec
 from rewardserve.enums import Truncation
 from rewardserve.manifest import Manifest
-from service.client import AsyncRewardClient
-from service.config import Provider
-from service.runner import OnnxRunner
-from service.tokenize import TextEncoder
 
 pytestmark = pytest.mark.e2e
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from rewardserve.service.config import ModelSource, Provider, ServiceConfig
 
 from rewardserve.enums import Precision
-from service.config import ModelSource, Provider, ServiceConfig
 
 M = (ModelSource("a", "/x"),)
 

@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
+from rewardserve.service.client import RewardClient
+from rewardserve.service.streaming import ScoreSettings, chunked, local_scorer, read_records, score_in_order
+from rewardserve.service.types import item_from_obj
 
 from rewardserve.cli import main
-from service.client import RewardClient
-from service.streaming import ScoreSettings, chunked, local_scorer, read_records, score_in_order
-from service.types import item_from_obj
 from tests.service.conftest import ServerThread, make_config
 
 pytestmark = pytest.mark.e2e

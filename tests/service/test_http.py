@@ -12,9 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-
-from service.client import RewardClient
-from service.models import ModelRegistry
+from rewardserve.service.client import RewardClient
+from rewardserve.service.models import ModelRegistry
 
 from .conftest import ServerThread, make_config
 

@@ -6,11 +6,11 @@ import json
 import shutil
 
 import pytest
+from rewardserve.service.metrics import ServiceMetrics
+from rewardserve.service.models import ModelRegistry
 from tokenizers import Tokenizer
 
 from rewardserve.bundle import BundleError
-from service.metrics import ServiceMetrics
-from service.models import ModelRegistry
 
 from .conftest import make_config
 

@@ -16,10 +16,10 @@ import grpc
 import numpy as np
 import pytest
 from grpc_tools import protoc
+from rewardserve.service.client import RewardClient
 
 from rewardserve.kserve import grpc_predict_v2_pb2 as pb
 from rewardserve.kserve import grpc_predict_v2_pb2_grpc
-from service.client import RewardClient
 from tests.conftest import REPO
 
 from .conftest import NORMALIZATION, ServerThread, make_config

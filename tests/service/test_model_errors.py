@@ -7,13 +7,13 @@ import shutil
 
 import grpc
 import pytest
+from rewardserve.service.config import ModelErrorPolicy, ServiceConfig
+from rewardserve.service.metrics import ServiceMetrics
+from rewardserve.service.models import ModelRegistry
 
 from rewardserve.bundle import BundleError
 from rewardserve.v1 import reward_pb2 as pb
 from rewardserve.v1 import reward_pb2_grpc
-from service.config import ModelErrorPolicy, ServiceConfig
-from service.metrics import ServiceMetrics
-from service.models import ModelRegistry
 
 from .conftest import ServerThread, make_config
 

@@ -8,15 +8,15 @@ import shutil
 
 import numpy as np
 import pytest
+from rewardserve.service.config import Provider
+from rewardserve.service.metrics import ServiceMetrics
+from rewardserve.service.models import ModelRegistry, choose_variant
+from rewardserve.service.runner import OnnxRunner
 
 from rewardserve.bundle import BundleError
 from rewardserve.enums import Precision, Truncation
 from rewardserve.formatting import TextItem
 from rewardserve.manifest import Manifest
-from service.config import Provider
-from service.metrics import ServiceMetrics
-from service.models import ModelRegistry, choose_variant
-from service.runner import OnnxRunner
 
 from .conftest import make_config
 
@@ -81,7 +81,7 @@ def test_max_batch_tokens_below_max_length_is_refused(bundles):
 
 @pytest.mark.parametrize("name", ["classifier", "gpt2"])
 def test_right_padded_batch_equals_solo_runs(bundles, name):
-    from service.tokenize import TextEncoder
+    from rewardserve.service.tokenize import TextEncoder
 
     bundle = bundles[name]
     runner = OnnxRunner(bundle / "model_fp32.onnx", Provider.cpu, Manifest.load(bundle).pad_token_id, 1)

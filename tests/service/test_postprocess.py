@@ -6,11 +6,11 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from rewardserve.service.postprocess import probabilities, rewards, sigmoid, to_scores
+from rewardserve.service.tokenize import Encoded
 
 from rewardserve.bundle import Normalization, RewardSpec
 from rewardserve.enums import ModelKind
-from service.postprocess import probabilities, rewards, sigmoid, to_scores
-from service.tokenize import Encoded
 
 finite = st.floats(-1e4, 1e4, width=32)
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from service.config import ServiceConfig
-from service.recipes import CompositeSpec, CompositeTerm, parse_composites
+from rewardserve.service.config import ServiceConfig
+from rewardserve.service.recipes import CompositeSpec, CompositeTerm, parse_composites
 
 M = ("hh=/m/hh", "toxicity=/m/tox", "hh-v2=/m/hh2")
 

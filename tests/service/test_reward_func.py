@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from service.client import RewardClient
+from rewardserve.service.client import RewardClient
 
 pytestmark = pytest.mark.e2e
 

@@ -16,12 +16,18 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from rewardserve.service.client import (
+    AsyncRewardClient,
+    RetryPolicy,
+    RewardClient,
+    RewardServiceError,
+    score_request,
+)
+from rewardserve.service.credentials import bearer_metadata, open_channel
 
 from rewardserve.cli import main
 from rewardserve.kserve import grpc_predict_v2_pb2 as kserve_pb
 from rewardserve.kserve import grpc_predict_v2_pb2_grpc as kserve_grpc
-from service.client import AsyncRewardClient, RetryPolicy, RewardClient, RewardServiceError, score_request
-from service.credentials import bearer_metadata, open_channel
 
 from .conftest import ServerThread, make_config
 from .pki import PKI, make_pki

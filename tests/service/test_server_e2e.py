@@ -11,13 +11,19 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from rewardserve.service.client import (
+    AsyncRewardClient,
+    RetryPolicy,
+    RewardClient,
+    RewardServiceError,
+    score_request,
+)
+from rewardserve.service.models import ModelRegistry
+from rewardserve.service.server import SERVICE_NAME
 
 from rewardserve.formatting import Message, render_chat
 from rewardserve.v1 import reward_pb2 as pb
 from rewardserve.v1 import reward_pb2_grpc
-from service.client import AsyncRewardClient, RetryPolicy, RewardClient, RewardServiceError, score_request
-from service.models import ModelRegistry
-from service.server import SERVICE_NAME
 
 from .conftest import NORMALIZATION, ServerThread, make_config
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from rewardserve.service.client import AsyncRewardClient, RewardClient
+from rewardserve.service.targets import channel_target, split_addresses
 
-from service.client import AsyncRewardClient, RewardClient
-from service.targets import channel_target, split_addresses
 from tests.service.conftest import ServerThread, make_config
 
 pytestmark = pytest.mark.e2e

@@ -6,11 +6,11 @@ import ssl
 from pathlib import Path
 
 import pytest
+from rewardserve.service.config import ModelSource, ServiceConfig
+from rewardserve.service.credentials import channel_credentials
+from rewardserve.service.tls import ServerTLS
 
 from rewardserve.cli import main
-from service.config import ModelSource, ServiceConfig
-from service.credentials import channel_credentials
-from service.tls import ServerTLS
 
 from .pki import PKI, encrypted_key, make_pki
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from rewardserve.service import types
+from rewardserve.service.errors import InvalidArgument
 
 from rewardserve.enums import Truncation
 from rewardserve.formatting import ChatItem, Message, PairItem, TextItem
-from service import types
-from service.errors import InvalidArgument
 
 ITEMS = (TextItem("t"), PairItem("p", "r"), ChatItem((Message("user", "u"), Message("assistant", "a"))))
 

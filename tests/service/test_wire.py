@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from rewardserve.service.wire import Undecodable, tolerant
 
 from rewardserve.v1 import reward_pb2 as pb
-from service.wire import Undecodable, tolerant
 
 pytestmark = pytest.mark.e2e
 

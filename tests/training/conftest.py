@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from training.tiny import save_tiny_base
+from rewardserve.training.tiny import save_tiny_base
 
 HH_PAIRS = [
     # shared prompt, different final Assistant turns (the common case)

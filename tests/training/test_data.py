@@ -5,10 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from rewardserve.bundle import HH_CHAT_TEMPLATE
-from tests.conftest import SHARED_DATA
-from training.data import (
+from rewardserve.training.data import (
     DataError,
     TextFormatter,
     flatten_pairs,
@@ -18,6 +15,9 @@ from training.data import (
     ranking_to_pairs,
     split_dialogue_pair,
 )
+
+from rewardserve.bundle import HH_CHAT_TEMPLATE
+from tests.conftest import SHARED_DATA
 
 from .conftest import write_jsonl
 
@@ -171,7 +171,7 @@ def test_classification_errors(tmp_path, tox_file):
 
 
 def test_hf_source_names():
-    from training.data import parse_hf_source
+    from rewardserve.training.data import parse_hf_source
 
     assert parse_hf_source("hf:Anthropic/hh-rlhf:test?data_dir=harmless-base") == (
         "Anthropic/hh-rlhf", "test", "harmless-base")

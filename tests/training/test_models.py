@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-from training.evaluate import score_texts
-from training.models import load_model_and_tokenizer
-from training.tiny import DECODER_FAMILIES, FAMILIES, save_tiny_base
+from rewardserve.training.evaluate import score_texts
+from rewardserve.training.models import load_model_and_tokenizer
+from rewardserve.training.tiny import DECODER_FAMILIES, FAMILIES, save_tiny_base
 
 TEXTS = ["hi", "My house is too hot. Open the windows.", "You are an idiot and I hate you, go away now!", "ok ok"]
 

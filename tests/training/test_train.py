@@ -6,13 +6,13 @@ import json
 
 import pytest
 import torch
+from rewardserve.training.config import TrainConfig
+from rewardserve.training.run import train
+from rewardserve.training.trainers import bradley_terry_loss
 from transformers import AutoModelForSequenceClassification
 
 from rewardserve.bundle import RewardSpec
 from rewardserve.enums import ModelKind
-from training.config import TrainConfig
-from training.run import train
-from training.trainers import bradley_terry_loss
 
 from .conftest import write_jsonl
 
