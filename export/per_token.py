@@ -124,23 +124,23 @@ def quantize_per_token(src: Path, dst: Path, keep_fp32: Iterable[str] = ()) -> i
         numpy_helper.from_array(np.float32(1), "pt_one"), numpy_helper.from_array(np.uint8(0), "pt_zero_point"),
         numpy_helper.from_array(np.array([-1], dtype=np.int64), "pt_last_axis"),
     ]
-    nodes, quantized_inputs = [], {}
+    nodes, quantized_inputs, quantized_weights = [], {}, set()
     for node in graph.node:
-        # Identity, not name: unnamed nodes share the name "" (and output[0] of a node with no
-        # outputs does not exist), so only the very node found above is rewritten.
-        if not node.output or targets.get(node.output[0]) is not node:
+        # By output tensor, not node name: unnamed nodes all share the name "".
+        if not node.output or node.output[0] not in targets:
             nodes.append(node)
             continue
         x = node.input[0]
         if x not in quantized_inputs:  # Q, K and V projections share one quantized input
             quantized_inputs[x] = _quantize_rows(x, nodes, opset)
         q, scale, low = quantized_inputs[x]
-        w = numpy_helper.to_array(inits[node.input[1]])
-        wq, ws = quantize_weight(w)
-        colsum = (wq.astype(np.float32) * ws).sum(axis=0).astype(np.float32)
         base = node.input[1]
-        new_inits += [numpy_helper.from_array(wq, f"{base}_int8"), numpy_helper.from_array(ws, f"{base}_scale"),
-                      numpy_helper.from_array(colsum, f"{base}_colsum")]
+        if base not in quantized_weights:  # a tied weight is quantized once
+            quantized_weights.add(base)
+            wq, ws = quantize_weight(numpy_helper.to_array(inits[base]))
+            colsum = (wq.astype(np.float32) * ws).sum(axis=0).astype(np.float32)
+            new_inits += [numpy_helper.from_array(wq, f"{base}_int8"), numpy_helper.from_array(ws, f"{base}_scale"),
+                          numpy_helper.from_array(colsum, f"{base}_colsum")]
         out = node.output[0]
         p = f"{out}_pt"  # unique like the tensor name; node names may be empty or repeated
         nodes += [

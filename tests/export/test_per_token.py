@@ -67,8 +67,9 @@ def test_keep_fp32_and_sensitivity(tmp_path):
     src = _graph(tmp_path / "fp32.onnx")
     x = RNG.normal(size=(2, 7, 16)).astype(np.float32)
     errors = sensitivity(src, [{"x": x}])
-    assert set(errors) == {"first", "second"} and all(0 < e < 0.05 for e in errors.values())
-    assert quantize_per_token(src, tmp_path / "int8.onnx", keep_fp32=["second"]) == 1
+    # keyed by output tensor ("h", "y"), not by node name ("first", "second")
+    assert set(errors) == {"h", "y"} and all(0 < e < 0.05 for e in errors.values())
+    assert quantize_per_token(src, tmp_path / "int8.onnx", keep_fp32=["y"]) == 1
     nodes = {n.name: n.op_type for n in onnx.load(str(tmp_path / "int8.onnx")).graph.node}
     assert nodes["second"] == "MatMul" and "first" not in nodes
     exact = np.maximum(x @ W1, 0) @ W2
@@ -82,3 +83,48 @@ def test_bad_int8_settings_are_named(tmp_path):
         ExportConfig(bundle=tmp_path / "b", out=tmp_path / "o", int8_keep_fp32=-1)
     with pytest.raises(ValueError, match="int8_method must be one of"):
         ExportConfig(bundle=tmp_path / "b", out=tmp_path / "o", int8_method="per_row")
+
+
+def _unnamed_graph(path, outputs=("h", "y")):
+    # Exporters may leave node names empty: every node here is named "".
+    nodes = [helper.make_node("MatMul", ["x", "w1"], [outputs[0]]),
+             helper.make_node("Relu", [outputs[0]], ["r"]),
+             helper.make_node("MatMul", ["r", "w2"], [outputs[1]])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", "t", 16])],
+        [helper.make_tensor_value_info(outputs[1], TensorProto.FLOAT, None)],
+        initializer=[numpy_helper.from_array(W1, "w1"), numpy_helper.from_array(W2, "w2")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_unnamed_nodes_are_matched_by_output_tensor(tmp_path):
+    src = _unnamed_graph(tmp_path / "fp32.onnx")
+    x = RNG.normal(size=(2, 7, 16)).astype(np.float32)
+    errors = sensitivity(src, [{"x": x}])
+    assert set(errors) == {"h", "y"}  # not {""}
+    # keep the second matmul: only the first is rewritten, the unnamed Relu and second MatMul stay
+    assert quantize_per_token(src, tmp_path / "int8.onnx", keep_fp32=["y"]) == 1
+    graph = onnx.load(str(tmp_path / "int8.onnx")).graph
+    ops = [n.op_type for n in graph.node]
+    assert ops.count("MatMulIntegerToFloat") == 1 and ops.count("MatMul") == 1 and ops.count("Relu") == 1
+    kept = next(n for n in graph.node if n.op_type == "MatMul")
+    assert list(kept.input) == ["r", "w2"] and list(kept.output) == ["y"]
+    exact = np.maximum(x @ W1, 0) @ W2
+    assert np.linalg.norm(_run(tmp_path / "int8.onnx", x) - exact) / np.linalg.norm(exact) < 0.02
+    # both quantized: the two unnamed matmuls get distinct intermediate tensors
+    assert quantize_per_token(src, tmp_path / "all.onnx") == 2
+    names = [o for n in onnx.load(str(tmp_path / "all.onnx")).graph.node for o in n.output]
+    assert len(names) == len(set(names))
+    assert np.linalg.norm(_run(tmp_path / "all.onnx", x) - exact) / np.linalg.norm(exact) < 0.02
+
+
+def test_duplicate_outputs_and_unknown_keep_names_fail_loudly(tmp_path):
+    src = _unnamed_graph(tmp_path / "dup.onnx", outputs=("h", "h"))
+    with pytest.raises(ValueError, match=r"written by more than one node: \['h'\]"):
+        quantize_per_token(src, tmp_path / "int8.onnx")
+    with pytest.raises(ValueError, match=r"written by more than one node"):
+        sensitivity(src, [])
+    src = _unnamed_graph(tmp_path / "fp32.onnx")
+    with pytest.raises(ValueError, match=r"keep_fp32 names no dense MatMul output: \['first'\]"):
+        quantize_per_token(src, tmp_path / "int8.onnx", keep_fp32=["first"])
