@@ -27,6 +27,7 @@ from rewardserve.export.throughput import measure_file, synthetic_feeds
 
 from rewardserve.bundle import REWARD_FILE
 from rewardserve.enums import Precision
+from rewardserve.files import file_sha256
 from rewardserve.manifest import Manifest, VariantInfo
 
 logger = logging.getLogger(__name__)
@@ -122,6 +123,7 @@ def _build(config: ExportConfig, work: Path) -> Manifest:
         reference={"file": REFERENCE_FILE, "sha256": file_sha256(reference), "throughput": ref_throughput},
         parity_data={**texts.describe(), "runs": [r.name for r in runs], "batch_size": config.parity_batch_size},
         tokenizer_sha256=file_sha256(work / "tokenizer.json"),
+        reward_sha256=file_sha256(work / REWARD_FILE),
     )
 
 
@@ -186,15 +188,6 @@ def _io_names(path: Path) -> tuple[list[str], list[str]]:
     if outputs != ["logits"]:
         raise ValueError(f"exported graph returns {outputs}, expected ['logits']")
     return inputs, outputs
-
-
-def file_sha256(path: Path) -> str:
-    """Return the hex sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def bundle_fingerprint(bundle: Path) -> str:

@@ -4,11 +4,15 @@ An ONNX bundle is a directory with ``model_<precision>.onnx`` files, the tokeniz
 ``reward.json`` (unchanged from the model bundle) and ``manifest.json``. The service loads a
 variant only through this manifest, and refuses one whose parity check failed unless forced.
 
+Export records the sha256 of every file whose change would silently change scores (each
+variant, ``tokenizer.json``, ``reward.json``); the service checks them at load.
+
 Example::
 
     m = Manifest.load("models/hh-pairwise-onnx")
     v = m.variant(Precision.int8)
     v.passed, v.path(m.directory)
+    warning = check_spec_hash(m.directory, m)   # None, or a warning for bundles exported before the hash
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rewardserve.bundle import BundleError
+from rewardserve.bundle import REWARD_FILE, BundleError
 from rewardserve.enums import Precision
+from rewardserve.files import file_sha256
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_VERSION = 1
@@ -64,6 +69,8 @@ class Manifest:
     parity_data: dict[str, Any] = field(default_factory=dict)
     # sha256 of tokenizer.json as exported: the service refuses a replaced tokenizer ("" = not recorded).
     tokenizer_sha256: str = ""
+    # sha256 of reward.json as exported: labels, reward label and normalization are part of the scores ("" = not recorded).
+    reward_sha256: str = ""
     schema_version: int = MANIFEST_VERSION
     directory: str = field(default="", compare=False)
 
@@ -107,3 +114,27 @@ class Manifest:
             return cls(**d, variants=variants, directory=str(directory))
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
             raise BundleError(f"{path}: invalid manifest: {e}") from e
+
+
+def check_spec_hash(bundle_dir: str | Path, manifest: Manifest) -> str | None:
+    """Check ``reward.json`` against the sha256 the manifest recorded at export.
+
+    Returns None when it matches, and a warning (naming the missing ``reward_sha256``) for a
+    bundle exported before the hash was recorded, for the caller to log. Raises BundleError
+    naming ``reward.json`` when the file is missing or was changed after export.
+    """
+    path = Path(bundle_dir) / REWARD_FILE
+    manifest_path = Path(bundle_dir) / MANIFEST_FILE
+    if not manifest.reward_sha256:
+        return (f"{manifest_path}: no reward_sha256 recorded (exported before reward.json was hashed), so edits to "
+                f"{path} go unnoticed; export the bundle again to record it")
+    if not path.is_file():
+        raise BundleError(f"{path}: not found (the bundle's manifest records its sha256)")
+    actual = file_sha256(path)
+    if actual != manifest.reward_sha256:
+        raise BundleError(
+            f"{path}: sha256 {actual[:16]}... does not match {manifest.reward_sha256[:16]}... recorded in "
+            f"{manifest_path}: reward.json (labels, reward label, normalization) was changed after export "
+            "(export the bundle again)"
+        )
+    return None

@@ -9,10 +9,11 @@ import numpy as np
 import onnx
 import pytest
 from rewardserve.export.config import ExportConfig, Tolerances
-from rewardserve.export.pipeline import REFERENCE_FILE, export_bundle, failures, file_sha256
+from rewardserve.export.pipeline import REFERENCE_FILE, export_bundle, failures
 
 from rewardserve.enums import Precision
-from rewardserve.manifest import Manifest
+from rewardserve.files import file_sha256
+from rewardserve.manifest import Manifest, check_spec_hash
 
 CASES = [("bert", "pairwise"), ("bert", "classifier"), ("gpt2", "pairwise"), ("llama", "classifier"), ("qwen2", "pairwise")]
 # Fused ops each family's fp16 (CUDA) graph must get from ONNX Runtime's optimizer; the CPU
@@ -95,6 +96,7 @@ def test_bundle_files_and_manifest(exported):
 
     assert loaded.pad_token_id == AutoTokenizer.from_pretrained(out).pad_token_id
     assert loaded.reference["sha256"] == file_sha256(out / REFERENCE_FILE)
+    assert loaded.reward_sha256 == file_sha256(out / "reward.json") and check_spec_hash(out, loaded) is None
     for v in loaded.variants.values():
         assert v.sha256 == file_sha256(v.path(out))
         assert v.opset == 17 and v.inputs == ["input_ids", "attention_mask"] and v.outputs == ["logits"]
