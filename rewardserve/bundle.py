@@ -7,7 +7,7 @@ An *ONNX bundle* (see :mod:`rewardserve.manifest`) carries the same ``reward.jso
 =================== ==========================================================================
 field               meaning
 =================== ==========================================================================
-schema_version      integer, currently 1
+schema_version      integer: 1, or 2 when the file holds ``agreement`` (see below)
 kind                ``pairwise`` (one logit, Bradley-Terry) or ``classifier`` (N logits)
 id2label            ``{"0": "toxic", "1": "non_toxic"}``; a pairwise model has ``{"0": "reward"}``
 reward_label        the label whose logit is the reward (``non_toxic``; ``reward`` for pairwise)
@@ -20,7 +20,15 @@ chat_template       Jinja template for chat messages (the tokenizer's, or Anthro
 base_model          the model it was trained from; ``model_type`` its HF architecture family
 metrics             evaluation metrics at the end of training
 data_fingerprint    sha256 of the training data and the recipe
+agreement           optional (version 2): how much the training data's labellers agreed, see
+                    :class:`AgreementSummary`; absent when the data had one label per item
 =================== ==========================================================================
+
+Compatibility: a reader accepts every ``schema_version`` up to its own (:data:`SCHEMA_VERSION`)
+and refuses newer ones, naming both. Version 2 only adds the optional ``agreement``; a bundle is
+written with the lowest version that holds its fields (2 with an agreement summary, else 1), so
+bundles without one stay readable by servers that read only version 1, and every version-1
+bundle loads unchanged (no ``agreement``). A version-1 file that holds ``agreement`` is refused.
 
 Example::
 
@@ -37,9 +45,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from rewardserve.agreement_summary import AgreementSummary, BundleError, bad_field
 from rewardserve.enums import ModelKind, TextFormat, Truncation, enum_values
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # the newest reward.json this code reads and writes
+AGREEMENT_VERSION = 2  # the first schema version with the optional agreement summary
+
+__all__ = ["AgreementSummary", "BundleError", "Normalization", "RewardSpec", "HH_CHAT_TEMPLATE", "SCHEMA_VERSION"]
 REWARD_FILE = "reward.json"
 
 # Anthropic HH dialogue style; used when the tokenizer has no chat template of its own
@@ -51,10 +63,6 @@ HH_CHAT_TEMPLATE = (
     "{% else %}{{ '\\n\\nSystem: ' + m['content'] }}{% endif %}"
     "{% endfor %}"
 )
-
-
-class BundleError(ValueError):
-    """A bundle file is missing or invalid; the message names the file and the field."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +97,9 @@ class RewardSpec:
     model_type: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
     data_fingerprint: str = ""
-    schema_version: int = SCHEMA_VERSION
+    agreement: AgreementSummary | None = None
+    # The version of the file it was read from (compare=False: it does not change what the model is).
+    schema_version: int = field(default=SCHEMA_VERSION, compare=False)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -119,8 +129,17 @@ class RewardSpec:
     # -------------------------------------------------------------- validation
     def validate(self) -> None:
         """Raise :class:`BundleError` naming the first invalid field."""
-        if self.schema_version != SCHEMA_VERSION:
-            _bad("schema_version", f"must be {SCHEMA_VERSION}, got {self.schema_version!r}")
+        v = self.schema_version
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            _bad("schema_version", f"must be an integer from 1 to {SCHEMA_VERSION}, got {v!r}")
+        if v > SCHEMA_VERSION:
+            _bad("schema_version", f"is {v}, newer than this rewardserve reads ({SCHEMA_VERSION}): upgrade rewardserve")
+        if self.agreement is not None:
+            if not isinstance(self.agreement, AgreementSummary):
+                _bad("agreement", f"must be an AgreementSummary, got {type(self.agreement).__name__}")
+            if v < AGREEMENT_VERSION:
+                _bad("agreement", f"needs schema_version >= {AGREEMENT_VERSION}, the file says {v}")
+            self.agreement.validate()
         if not isinstance(self.kind, ModelKind):
             _bad("kind", f"must be one of {enum_values(ModelKind)}, got {self.kind!r}")
         if not self.id2label:
@@ -157,6 +176,12 @@ class RewardSpec:
         d["truncation_side"] = self.truncation_side.value
         d["text_format"] = self.text_format.value
         d["id2label"] = {str(k): v for k, v in self.id2label.items()}
+        # The lowest version that holds the fields: readers of version 1 keep reading bundles without agreement.
+        d["schema_version"] = AGREEMENT_VERSION if self.agreement is not None else 1
+        if self.agreement is None:
+            del d["agreement"]
+        else:
+            d["agreement"]["outlier_labellers"] = list(self.agreement.outlier_labellers)
         return d
 
     @classmethod
@@ -188,6 +213,11 @@ class RewardSpec:
             if not isinstance(n, dict) or set(n) != {"mean", "std"}:
                 _bad("normalization", "must be {'mean': float, 'std': float} or null")
             d["normalization"] = Normalization(float(n["mean"]), float(n["std"]))
+        d.setdefault("schema_version", 1)  # files from before the field was written are version 1
+        if d.get("agreement") is not None:
+            if isinstance(d["schema_version"], int) and d["schema_version"] < AGREEMENT_VERSION:
+                _bad("agreement", f"needs schema_version >= {AGREEMENT_VERSION}, the file says {d['schema_version']}")
+            d["agreement"] = AgreementSummary.from_dict(d["agreement"])
         return cls(**d)
 
     def save(self, directory: str | Path) -> Path:
@@ -219,8 +249,7 @@ class RewardSpec:
         return replace(self, **changes)
 
 
-def _bad(fieldname: str, problem: str) -> None:
-    raise BundleError(f"field '{fieldname}': {problem}")
+_bad = bad_field
 
 
 def _enum(enum_cls: type, fieldname: str, value: Any):

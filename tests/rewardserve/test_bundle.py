@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from rewardserve.bundle import BundleError, Normalization, RewardSpec
+from rewardserve.bundle import AgreementSummary, BundleError, Normalization, RewardSpec
 from rewardserve.enums import ModelKind, TextFormat, Truncation
 
 
@@ -47,7 +47,15 @@ def test_pairwise_has_one_logit():
         ({"text_format": "xml"}, "field 'text_format'"),
         ({"normalization": {"mean": 0.0, "std": 0.0}}, "field 'normalization': needs a finite mean and a std > 0"),
         ({"normalization": {"mean": 0.0}}, "field 'normalization': must be"),
-        ({"schema_version": 9}, "field 'schema_version': must be 1"),
+        ({"schema_version": 9}, "field 'schema_version': is 9, newer than this rewardserve reads (2)"),
+        ({"schema_version": 0}, "field 'schema_version': must be an integer from 1 to 2"),
+        ({"agreement": {"target": "majority", "units": 3, "judgements": 9}},
+         "field 'agreement': needs schema_version >= 2, the file says 1"),
+        ({"schema_version": 2, "agreement": {"target": "vote", "units": 3, "judgements": 9}},
+         "field 'agreement.target': must be one of"),
+        ({"schema_version": 2, "agreement": {"target": "soft", "units": 3, "judgements": 9, "dropped_share": 2}},
+         "field 'agreement.dropped_share': must be a number in [0, 1]"),
+        ({"schema_version": 2, "agreement": {"target": "soft", "units": 3}}, "field 'agreement.judgements': is required"),
         ({"prompt_template": "{prompt}"}, "field 'prompt_template': must contain '{response}'"),
         ({"colour": "red"}, "field 'colour': unknown field"),
     ],
@@ -71,3 +79,32 @@ def test_missing_field_and_bad_json(tmp_path):
         RewardSpec.load(tmp_path)
     with pytest.raises(BundleError, match="not found"):
         RewardSpec.load(tmp_path / "nowhere")
+
+
+# A reward.json as rewardserve wrote it before the agreement summary (schema version 1).
+OLD_REWARD_JSON = {
+    "schema_version": 1, "kind": "classifier", "id2label": {"0": "toxic", "1": "non_toxic"},
+    "reward_label": "non_toxic", "max_length": 64, "truncation_side": "right", "text_format": "plain",
+    "prompt_template": "{prompt}{response}", "chat_template": "{{ messages }}", "normalization": None,
+    "base_model": "", "model_type": "bert", "metrics": {}, "data_fingerprint": "abc",
+}
+
+
+def test_old_bundle_without_agreement_loads_and_stays_version_1(tmp_path):
+    (tmp_path / "reward.json").write_text(json.dumps(OLD_REWARD_JSON))
+    spec = RewardSpec.load(tmp_path)
+    assert spec.agreement is None and spec.schema_version == 1
+    spec.save(tmp_path / "again")  # re-written without a summary: still readable by version-1 readers
+    assert json.loads((tmp_path / "again" / "reward.json").read_text()) == OLD_REWARD_JSON
+
+
+def test_agreement_round_trip_writes_version_2(tmp_path):
+    summary = AgreementSummary(target="soft", units=10, judgements=30, pairwise_agreement=0.8,
+                               krippendorff_alpha=0.41, kendalls_w=0.7, mean_majority_share=0.9,
+                               min_agreement=0.75, dropped_share=0.2, outlier_labellers=("l3",))
+    spec = _spec(agreement=summary)
+    spec.save(tmp_path)
+    d = json.loads((tmp_path / "reward.json").read_text())
+    assert d["schema_version"] == 2 and d["agreement"]["outlier_labellers"] == ["l3"]
+    loaded = RewardSpec.load(tmp_path)
+    assert loaded == spec and loaded.agreement == summary and loaded.schema_version == 2
