@@ -181,7 +181,7 @@ class Normalization(_message.Message):
     def __init__(self, mean: _Optional[float] = ..., std: _Optional[float] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "kind", "labels", "reward_label", "reward_index", "max_length", "truncation_side", "text_format", "precision", "execution_provider", "parity_passed", "normalization", "model_type", "terms")
+    __slots__ = ("name", "kind", "labels", "reward_label", "reward_index", "max_length", "truncation_side", "text_format", "precision", "execution_provider", "parity_passed", "normalization", "model_type", "terms", "agreement")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
@@ -196,6 +196,7 @@ class ModelInfo(_message.Message):
     NORMALIZATION_FIELD_NUMBER: _ClassVar[int]
     MODEL_TYPE_FIELD_NUMBER: _ClassVar[int]
     TERMS_FIELD_NUMBER: _ClassVar[int]
+    AGREEMENT_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: str
     labels: _containers.RepeatedScalarFieldContainer[str]
@@ -210,4 +211,29 @@ class ModelInfo(_message.Message):
     normalization: Normalization
     model_type: str
     terms: _containers.RepeatedCompositeFieldContainer[CompositeTerm]
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., reward_label: _Optional[str] = ..., reward_index: _Optional[int] = ..., max_length: _Optional[int] = ..., truncation_side: _Optional[str] = ..., text_format: _Optional[str] = ..., precision: _Optional[str] = ..., execution_provider: _Optional[str] = ..., parity_passed: _Optional[bool] = ..., normalization: _Optional[_Union[Normalization, _Mapping]] = ..., model_type: _Optional[str] = ..., terms: _Optional[_Iterable[_Union[CompositeTerm, _Mapping]]] = ...) -> None: ...
+    agreement: LabelAgreement
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., reward_label: _Optional[str] = ..., reward_index: _Optional[int] = ..., max_length: _Optional[int] = ..., truncation_side: _Optional[str] = ..., text_format: _Optional[str] = ..., precision: _Optional[str] = ..., execution_provider: _Optional[str] = ..., parity_passed: _Optional[bool] = ..., normalization: _Optional[_Union[Normalization, _Mapping]] = ..., model_type: _Optional[str] = ..., terms: _Optional[_Iterable[_Union[CompositeTerm, _Mapping]]] = ..., agreement: _Optional[_Union[LabelAgreement, _Mapping]] = ...) -> None: ...
+
+class LabelAgreement(_message.Message):
+    __slots__ = ("target", "units", "judgements", "pairwise_agreement", "krippendorff_alpha", "kendalls_w", "mean_majority_share", "min_agreement", "dropped_share", "outlier_labellers")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    UNITS_FIELD_NUMBER: _ClassVar[int]
+    JUDGEMENTS_FIELD_NUMBER: _ClassVar[int]
+    PAIRWISE_AGREEMENT_FIELD_NUMBER: _ClassVar[int]
+    KRIPPENDORFF_ALPHA_FIELD_NUMBER: _ClassVar[int]
+    KENDALLS_W_FIELD_NUMBER: _ClassVar[int]
+    MEAN_MAJORITY_SHARE_FIELD_NUMBER: _ClassVar[int]
+    MIN_AGREEMENT_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_SHARE_FIELD_NUMBER: _ClassVar[int]
+    OUTLIER_LABELLERS_FIELD_NUMBER: _ClassVar[int]
+    target: str
+    units: int
+    judgements: int
+    pairwise_agreement: float
+    krippendorff_alpha: float
+    kendalls_w: float
+    mean_majority_share: float
+    min_agreement: float
+    dropped_share: float
+    outlier_labellers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, target: _Optional[str] = ..., units: _Optional[int] = ..., judgements: _Optional[int] = ..., pairwise_agreement: _Optional[float] = ..., krippendorff_alpha: _Optional[float] = ..., kendalls_w: _Optional[float] = ..., mean_majority_share: _Optional[float] = ..., min_agreement: _Optional[float] = ..., dropped_share: _Optional[float] = ..., outlier_labellers: _Optional[_Iterable[str]] = ...) -> None: ...
