@@ -32,7 +32,9 @@ def register(subparsers) -> None:
         "--precision", nargs="+", choices=enum_values(Precision), default=enum_values(Precision),
         help=help_of["precisions"] + " (default: all)",
     )
-    p.add_argument("--texts", dest="texts_file", default=None, help=help_of["texts_file"])
+    texts = p.add_mutually_exclusive_group()  # one of them is required: config_from_args says so
+    texts.add_argument("--texts", dest="texts_file", default=None, metavar="FILE", help=help_of["texts_file"])
+    texts.add_argument("--builtin-texts", action="store_true", help=help_of["builtin_texts"])
     p.add_argument("--max-texts", type=int, default=64, help=help_of["max_texts"])
     p.add_argument("--parity-batch-size", type=int, default=8, help=help_of["parity_batch_size"])
     p.add_argument("--opset", type=int, default=17, help=help_of["opset"])
@@ -73,10 +75,15 @@ def config_from_args(args: argparse.Namespace):
     """Build the validated ``ExportConfig`` from parsed arguments."""
     from rewardserve.export.config import ExportConfig, Tolerances
 
+    from rewardserve.cli import CLIError
+
+    if args.texts_file is None and not args.builtin_texts:
+        raise CLIError("parity needs texts: pass --texts FILE (a data file in any format `rewardserve train` "
+                       "reads, e.g. the dev split) or --builtin-texts (16 built-in samples: a smoke test only)")
     tolerances = Tolerances(**{f.name: getattr(args, f.name) for f in fields(Tolerances)})
     return ExportConfig(
         bundle=args.bundle, out=args.out, precisions=tuple(args.precision), opset=args.opset,
-        optimize=args.optimize, texts_file=args.texts_file, max_texts=args.max_texts,
+        optimize=args.optimize, texts_file=args.texts_file, builtin_texts=args.builtin_texts, max_texts=args.max_texts,
         parity_batch_size=args.parity_batch_size, tolerances=tolerances, int8_per_channel=args.int8_per_channel,
         int8_method=args.int8_method, int8_block_size=args.int8_block_size, int8_keep_fp32=args.int8_keep_fp32,
         calibration_texts_file=args.calibration_texts_file,
@@ -112,9 +119,15 @@ def summary(manifest) -> str:
         )
         lines.append(
             f"  {name:5s} {'PASS' if v.passed else 'FAIL'}  max|dlogit|={par['max_abs_logit_diff']:.2e}  "
+            f"mean|dreward|={par['mean_abs_reward_diff']:.2e}  {_prob_metric(par)}  "
             f"{par['agreement_metric']}={par['agreement']:.4f}  {speed}  fusions={v.fusions or 'none'}"
         )
     return "\n".join(lines)
+
+
+def _prob_metric(parity: dict) -> str:
+    name = parity.get("prob_metric", "max_abs_prob_diff")  # manifests before the gate lack the key
+    return f"{name}={parity[name]:.2e}"
 
 
 if __name__ == "__main__":

@@ -44,6 +44,23 @@ class Tolerances:
 
     ``*_max_logit_diff`` bounds the max absolute logit difference; ``*_min_agreement`` bounds
     the fraction of pairs ordered alike (pairwise models) or of equal argmax (classifiers).
+    Agreement alone passes a variant whose outputs are uniformly shifted or scaled, yet
+    normalized rewards, composites, ``Compare`` probabilities and ``filter`` thresholds use
+    absolute values, so the size of the error is gated too:
+
+    * ``*_max_mean_reward_diff`` bounds the mean |Δreward| (the reward label's logit) over all
+      parity rows: it catches a shift, which leaves every ordering and probability alike;
+    * ``*_max_prob_diff`` bounds the largest |Δprobability|: for classifiers the softmax over
+      the labels (what ``filter`` thresholds); for pairwise models the Bradley-Terry probability
+      σ(r_a − r_b) that text a is preferred over text b, over the parity pairs (what the model is
+      trained to predict and ``Compare`` returns). The per-text σ(reward) of a pairwise model
+      is still reported (``max_abs_prob_diff``) but not gated: its scale means nothing.
+
+    The int8 defaults are about twice the figures measured on the trained models (HH pairwise
+    per_token: mean |Δreward| 0.013, Bradley-Terry |Δp| at most 0.035 = 0.25 x 2 x max
+    |Δreward| 0.070; toxicity: mean |Δreward| 0.007, softmax |Δp| 0.032), so re-export noise
+    does not fail them; tiny test models measure 5-10x less. The bounds are absolute: a model
+    whose rewards span a wider range needs wider ones.
     ``None`` disables that gate. NaN or Inf in any output always fails the variant.
     """
 
@@ -53,6 +70,15 @@ class Tolerances:
     fp16_min_agreement: float | None = _help("fp16: min ordering/argmax agreement", 0.995)
     int8_max_logit_diff: float | None = _help("int8: max |logit diff| allowed", None)
     int8_min_agreement: float | None = _help("int8: min ordering/argmax agreement", 0.98)
+    fp32_max_mean_reward_diff: float | None = _help("fp32: max mean |reward diff| allowed", None)
+    fp16_max_mean_reward_diff: float | None = _help("fp16: max mean |reward diff| allowed", None)
+    int8_max_mean_reward_diff: float | None = _help(
+        "int8: max mean |reward diff| allowed (catches a uniform shift; HH measured 0.013)", 0.03)
+    fp32_max_prob_diff: float | None = _help("fp32: max |probability diff| allowed", None)
+    fp16_max_prob_diff: float | None = _help("fp16: max |probability diff| allowed", None)
+    int8_max_prob_diff: float | None = _help(
+        "int8: max |probability diff| allowed: softmax for classifiers, Bradley-Terry sigmoid(r_a - r_b) over "
+        "the parity pairs for pairwise models (toxicity measured 0.032)", 0.07)
 
     def __post_init__(self) -> None:
         for name in self.__dataclass_fields__:
@@ -72,6 +98,20 @@ class Tolerances:
         """Return the agreement gate of one precision."""
         return getattr(self, f"{Precision(precision).value}_min_agreement")
 
+    def max_mean_reward_diff(self, precision: Precision) -> float | None:
+        """Return the mean |Δreward| gate of one precision."""
+        return getattr(self, f"{Precision(precision).value}_max_mean_reward_diff")
+
+    def max_prob_diff(self, precision: Precision) -> float | None:
+        """Return the |Δprobability| gate of one precision."""
+        return getattr(self, f"{Precision(precision).value}_max_prob_diff")
+
+    def of(self, precision: Precision, prob_metric: str) -> dict[str, float | None]:
+        """Return one precision's gates keyed by the parity metric each bounds (for the manifest)."""
+        return {"max_abs_logit_diff": self.max_logit_diff(precision), "agreement": self.min_agreement(precision),
+                "mean_abs_reward_diff": self.max_mean_reward_diff(precision),
+                prob_metric: self.max_prob_diff(precision)}
+
 
 @dataclass(frozen=True)
 class ExportConfig:
@@ -85,10 +125,14 @@ class ExportConfig:
     opset: int = _help(f"ONNX opset (>= {MIN_OPSET}, so LayerNorm stays one op)", MIN_OPSET)
     optimize: bool = _help("apply ONNX Runtime's transformers fusions to the fp32 graph", True)
     texts_file: Path | None = _help(
-        "parity texts: .jsonl (text | chosen/rejected | tweet), .csv (text or tweet column) or .txt "
-        "(one per line); default: built-in samples",
+        "parity texts: a data file in any format `rewardserve train` reads (preference pairs, HH dialogues, "
+        "conversations, rankings: JSONL; classification: CSV/JSONL with a text or tweet column), "
+        "or .txt (one per line)",
         None,
     )
+    builtin_texts: bool = _help(
+        "parity on the 16 built-in sample texts instead of a texts file (a smoke test: too few and too easy "
+        "to trust a variant on)", False)
     max_texts: int = _help("at most this many parity texts (pairs count twice)", 64)
     parity_batch_size: int = _help("batch size of the batched parity runs (batch 1 always runs too)", 8)
     tolerances: Tolerances = _help("parity gates", default_factory=Tolerances)
@@ -150,3 +194,5 @@ class ExportConfig:
             raise ValueError(f"bench_min_time_s must be >= 0, got {self.bench_min_time_s}")
         if self.texts_file is not None and not self.texts_file.is_file():
             raise ValueError(f"texts_file {self.texts_file} does not exist")
+        if self.texts_file is not None and self.builtin_texts:
+            raise ValueError("texts_file and builtin_texts exclude each other: pass one")

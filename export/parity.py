@@ -90,12 +90,15 @@ def compare(reference: dict[str, np.ndarray], actual: dict[str, np.ndarray], kin
         prob_diff = np.abs(_sigmoid(got) - _sigmoid(ref))
         agreement = float(np.mean([_ordering_agreement(reference[k], actual[k], reward_index) for k in reference]))
         agreement_metric = "pairwise_ordering_agreement"
-        extra = _flip_margins(reference, actual, reward_index)
+        extra = {**_flip_margins(reference, actual, reward_index),
+                 "max_abs_pair_prob_diff": _pair_prob_diff(reference, actual, reward_index)}
+        prob_metric = "max_abs_pair_prob_diff"
     else:
         prob_diff = np.abs(_softmax(got) - _softmax(ref))
         agreement = float(np.mean(np.argmax(got, axis=1) == np.argmax(ref, axis=1)))
         agreement_metric = "argmax_agreement"
         extra = {}
+        prob_metric = "max_abs_prob_diff"
     return {
         "max_abs_logit_diff": float(diff.max()),
         "mean_abs_logit_diff": float(diff.mean()),
@@ -104,6 +107,7 @@ def compare(reference: dict[str, np.ndarray], actual: dict[str, np.ndarray], kin
         "max_abs_prob_diff": float(np.nan_to_num(prob_diff, nan=1.0).max()),
         "agreement": agreement,
         "agreement_metric": agreement_metric,
+        "prob_metric": prob_metric,  # the probability the gate bounds (see gate())
         "non_finite": non_finite,
         "n_rows": len(ref),
         "runs": {k: {"max_abs_logit_diff": float(np.abs(actual[k] - reference[k]).max())} for k in reference},
@@ -117,6 +121,18 @@ def _ordering_agreement(ref: np.ndarray, got: np.ndarray, idx: int) -> float:
     ref_sign = np.sign(ref[0:n:2, idx] - ref[1:n:2, idx])
     got_sign = np.sign(got[0:n:2, idx] - got[1:n:2, idx])
     return float(np.mean(ref_sign == got_sign))
+
+
+def _pair_prob_diff(reference: dict, actual: dict, idx: int) -> float:
+    # Bradley-Terry P(row 2k preferred over row 2k+1) = sigmoid(r_2k - r_2k+1), what Compare returns.
+    worst = 0.0
+    for k in reference:
+        n = len(reference[k]) - len(reference[k]) % 2
+        r = reference[k][0:n:2, idx] - reference[k][1:n:2, idx]
+        g = actual[k][0:n:2, idx] - actual[k][1:n:2, idx]
+        d = np.nan_to_num(np.abs(_sigmoid(g) - _sigmoid(r)), nan=1.0)
+        worst = max(worst, float(d.max()) if len(d) else 0.0)
+    return worst
 
 
 def _flip_margins(reference: dict, actual: dict, idx: int) -> dict[str, float]:
@@ -156,4 +172,11 @@ def gate(precision: Precision, metrics: dict[str, Any], tolerances: Tolerances) 
     min_agree = tolerances.min_agreement(precision)
     if min_agree is not None and metrics["agreement"] < min_agree:
         return f"{name}: {metrics['agreement_metric']}={metrics['agreement']:.4f} below minimum {min_agree:g}"
+    # Agreement is blind to a uniform shift or scale; these bound the size of the error.
+    max_mean = tolerances.max_mean_reward_diff(precision)
+    if max_mean is not None and not metrics["mean_abs_reward_diff"] <= max_mean:
+        return f"{name}: mean_abs_reward_diff={metrics['mean_abs_reward_diff']:.3g} exceeds tolerance {max_mean:g}"
+    max_prob, prob_metric = tolerances.max_prob_diff(precision), metrics["prob_metric"]
+    if max_prob is not None and not metrics[prob_metric] <= max_prob:
+        return f"{name}: {prob_metric}={metrics[prob_metric]:.3g} exceeds tolerance {max_prob:g}"
     return ""

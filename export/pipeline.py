@@ -9,6 +9,7 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import shutil
 import tempfile
@@ -22,7 +23,7 @@ from rewardserve.export.optimize import CPU_FUSE_ATTENTION, heads_and_hidden, op
 from rewardserve.export.parity import build_runs, compare, gate, onnx_logits, torch_logits
 from rewardserve.export.per_token import sensitivity
 from rewardserve.export.precision import PROVIDERS, make_variant, variant_method
-from rewardserve.export.texts import load_texts
+from rewardserve.export.texts import ParityTexts, builtin_texts, load_texts
 from rewardserve.export.throughput import measure_file, synthetic_feeds
 
 from rewardserve.bundle import REWARD_FILE
@@ -81,7 +82,7 @@ def _build(config: ExportConfig, work: Path) -> Manifest:
     logger.info("[2/%d] exporting %s to ONNX (opset %d)", steps, source.model_type, config.opset)
     reference = export_onnx(source, work / REFERENCE_FILE, config.opset)
     inputs, outputs = _io_names(reference)
-    texts = load_texts(config.texts_file, source.spec, config.max_texts)
+    texts = _parity_texts(config, source)
     runs = build_runs(source, texts, inputs, config.parity_batch_size)
     graphs, fusions = _optimized_graphs(config, source, reference, work)
 
@@ -102,6 +103,7 @@ def _build(config: ExportConfig, work: Path) -> Manifest:
     for p, path in files.items():
         parity[p] = compare(ref_logits, onnx_logits(path, runs), source.spec.kind, source.spec.reward_index)
         failure[p] = gate(p, parity[p], config.tolerances)
+        parity[p]["tolerances"] = config.tolerances.of(p, parity[p]["prob_metric"])  # the gates it was held to, beside the values
         _log_parity(p, parity[p], failure[p])
 
     logger.info("[5/%d] throughput on CPU%s", steps, "" if config.throughput else " (skipped)")
@@ -127,6 +129,26 @@ def _build(config: ExportConfig, work: Path) -> Manifest:
     )
 
 
+def _parity_texts(config: ExportConfig, source: SourceModel) -> ParityTexts:
+    if config.texts_file is None and not config.builtin_texts:
+        # The CLI requires --texts or --builtin-texts; library callers that name neither keep the old
+        # fallback, loudly: parity on 16 easy texts proves little.
+        logger.warning("no parity texts given (texts_file): using the built-in sample texts; "
+                       "pass builtin_texts=True to choose them, or a texts_file to check on real data")
+        return builtin_texts(config.max_texts)
+    return load_texts(config.texts_file, source.spec, config.max_texts, builtin=config.builtin_texts,
+                      text_column=_trained_text_column(config.bundle))
+
+
+def _trained_text_column(bundle: Path) -> str | None:
+    """The text column a classifier was trained on (training_config.json), tried first in texts files."""
+    recipe = bundle / "training_config.json"
+    if not recipe.is_file():
+        return None
+    value = json.loads(recipe.read_text()).get("text_column")
+    return value if isinstance(value, str) and value else None
+
+
 def _optimized_graphs(config: ExportConfig, source: SourceModel, reference: Path, work: Path):
     """The fp32 graph each variant derives from, and its fusions: CPU graph for fp32/int8, fully fused for fp16."""
     if not config.optimize:
@@ -149,7 +171,8 @@ def _int8_keep_fp32(config: ExportConfig, source: SourceModel, graph: Path, inpu
     if config.calibration_texts_file is None:
         batches = runs[-1].batches  # the batched parity run
     else:
-        texts = load_texts(config.calibration_texts_file, source.spec, config.max_texts)
+        texts = load_texts(config.calibration_texts_file, source.spec, config.max_texts,
+                           text_column=_trained_text_column(config.bundle))
         batches = build_runs(source, texts, inputs, config.parity_batch_size)[-1].batches
     errors = sensitivity(graph, batches)
     keep = tuple(sorted(errors, key=errors.get, reverse=True)[: config.int8_keep_fp32])
@@ -174,8 +197,9 @@ def _throughput(config: ExportConfig, source: SourceModel, inputs: list[str], re
 
 def _log_parity(p: Precision, metrics: dict, failure: str) -> None:
     logger.info(
-        "  %s: max|dlogit|=%.3g mean|dlogit|=%.3g max|dprob|=%.3g %s=%.4f non_finite=%d -> %s",
-        p.value, metrics["max_abs_logit_diff"], metrics["mean_abs_logit_diff"], metrics["max_abs_prob_diff"],
+        "  %s: max|dlogit|=%.3g mean|dreward|=%.3g %s=%.3g %s=%.4f non_finite=%d -> %s",
+        p.value, metrics["max_abs_logit_diff"], metrics["mean_abs_reward_diff"], metrics["prob_metric"],
+        metrics[metrics["prob_metric"]],
         metrics["agreement_metric"], metrics["agreement"], metrics["non_finite"], "FAILED " + failure if failure else "ok",
     )
 

@@ -54,7 +54,8 @@ def exported(tiny_bundle, tmp_path_factory):
         if (family, kind) not in cache:
             bundle = tiny_bundle(family, kind)
             out = tmp_path_factory.mktemp("onnx") / f"{family}-{kind}"
-            config = ExportConfig(bundle=bundle, out=out, bench_min_time_s=0.0, bench_batch_size=2, bench_seq_len=16)
+            config = ExportConfig(bundle=bundle, out=out, bench_min_time_s=0.0, bench_batch_size=2, bench_seq_len=16,
+                                  builtin_texts=True)
             cache[family, kind] = (bundle, export_bundle(config))
         return cache[family, kind]
 

@@ -123,7 +123,8 @@ def test_fp16_keeps_fp32_io_and_int8_is_quantized(exported):
 
 def test_blockwise_int8_method(tiny_bundle, tmp_path):
     config = ExportConfig(bundle=tiny_bundle("bert", "pairwise"), out=tmp_path / "out",
-                          precisions=(Precision.int8,), int8_method="blockwise", throughput=False, max_texts=8)
+                          precisions=(Precision.int8,), int8_method="blockwise", throughput=False, max_texts=8,
+                          builtin_texts=True)
     manifest = export_bundle(config)
     int8 = onnx.load(manifest.variant("int8").path(manifest.directory))
     nbits = [n for n in int8.graph.node if n.op_type == "MatMulNBits"]
@@ -137,6 +138,7 @@ def test_blockwise_int8_method(tiny_bundle, tmp_path):
 def test_dynamic_int8_method(tiny_bundle, tmp_path):
     config = ExportConfig(bundle=tiny_bundle("bert", "classifier"), out=tmp_path / "out",
                           precisions=(Precision.int8,), int8_method="dynamic", throughput=False, max_texts=8,
+                          builtin_texts=True,
                           tolerances=Tolerances(int8_min_agreement=None))
     manifest = export_bundle(config)
     ops = {n.op_type for n in onnx.load(manifest.variant("int8").path(manifest.directory)).graph.node}
@@ -159,7 +161,7 @@ def test_corrupted_variant_fails_the_gate(tiny_bundle, tmp_path, monkeypatch):
 
     monkeypatch.setattr(pipeline, "make_variant", corrupt_fp32)
     config = ExportConfig(bundle=tiny_bundle("bert", "pairwise"), out=tmp_path / "out",
-                          precisions=("fp32", "int8"), throughput=False)
+                          precisions=("fp32", "int8"), throughput=False, builtin_texts=True)
     manifest = export_bundle(config)
     fp32 = manifest.variant("fp32")
     assert not fp32.passed
@@ -167,6 +169,45 @@ def test_corrupted_variant_fails_the_gate(tiny_bundle, tmp_path, monkeypatch):
     assert "exceeds tolerance 0.0001" in fp32.failure
     assert manifest.variant("int8").passed  # derived from the uncorrupted graph
     assert failures(Manifest.load(tmp_path / "out")) == {"fp32": fp32.failure}
+
+
+@pytest.mark.parametrize(("kind", "change", "metric"), [
+    ("pairwise", lambda x: x + 0.2, "mean_abs_reward_diff"),  # shift: orderings and sigma(r_a - r_b) unchanged
+    ("pairwise", lambda x: x * 3.0, "max_abs_pair_prob_diff"),
+    ("classifier", lambda x: x * 3.0, "max_abs_prob_diff"),
+])
+def test_uniformly_shifted_or_scaled_int8_fails_despite_full_agreement(tiny_bundle, tmp_path, monkeypatch,
+                                                                       kind, change, metric):
+    import rewardserve.export.pipeline as pipeline
+
+    real = pipeline.onnx_logits
+
+    def distort_int8(path, runs, *args):
+        logits = real(path, runs, *args)
+        if path.name == "model_int8.onnx":  # what the int8 session returned, uniformly distorted
+            logits = {k: change(v).astype(np.float32) for k, v in logits.items()}
+        return logits
+
+    monkeypatch.setattr(pipeline, "onnx_logits", distort_int8)
+    # The shift/scale alone must fail: the max-logit gate stays off (as by default) and the mean gate
+    # off for the scale cases, so the probability gate is the one that trips.
+    tolerances = Tolerances() if metric == "mean_abs_reward_diff" else Tolerances(int8_max_mean_reward_diff=None)
+    manifest = export_bundle(ExportConfig(bundle=tiny_bundle("bert", kind), out=tmp_path / "o", precisions=("int8",),
+                                          throughput=False, tolerances=tolerances, builtin_texts=True))
+    int8 = manifest.variant("int8")
+    assert int8.parity["agreement"] == 1.0 and not int8.passed
+    assert int8.failure.startswith(f"int8: {metric}=") and "exceeds tolerance" in int8.failure
+    assert int8.parity["tolerances"][metric] == (0.03 if metric == "mean_abs_reward_diff" else 0.07)
+    assert int8.parity["tolerances"]["agreement"] == 0.98
+
+
+def test_manifest_records_size_of_error_values_and_gates(exported):
+    _, manifest = exported("bert", "pairwise")
+    par = manifest.variant("int8").parity
+    assert par["prob_metric"] == "max_abs_pair_prob_diff"
+    assert par["tolerances"] == {"max_abs_logit_diff": None, "agreement": 0.98, "mean_abs_reward_diff": 0.03,
+                                 "max_abs_pair_prob_diff": 0.07}
+    assert 0 < par["mean_abs_reward_diff"] <= 0.03 and 0 < par["max_abs_pair_prob_diff"] <= 0.07
 
 
 def _scale_largest_initializer(path: Path, factor: float) -> None:
@@ -193,7 +234,21 @@ def test_existing_out_needs_overwrite(tiny_bundle, tmp_path):
     out = tmp_path / "o"
     out.mkdir()
     (out / "keep.txt").write_text("x")
-    config = ExportConfig(bundle=tiny_bundle("bert", "pairwise"), out=out, precisions=("fp32",), throughput=False)
+    config = ExportConfig(bundle=tiny_bundle("bert", "pairwise"), out=out, precisions=("fp32",), throughput=False,
+                          builtin_texts=True)
     with pytest.raises(ValueError, match="exists and is not empty"):
         export_bundle(config)
     assert (out / "keep.txt").is_file()
+
+
+def test_classifier_parity_texts_come_from_its_trained_text_column(tiny_bundle, tmp_path):
+    import shutil
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle("bert", "classifier"), bundle)
+    (bundle / "training_config.json").write_text(json.dumps({"kind": "classifier", "text_column": "body"}))
+    data = tmp_path / "dev.csv"  # no text/tweet column: only the recipe's column can be read
+    data.write_text("body,class\n" + "".join(f"text number {i} {'x ' * i},{i % 2}\n" for i in range(6)))
+    manifest = export_bundle(ExportConfig(bundle=bundle, out=tmp_path / "o", precisions=("fp32",),
+                                          texts_file=data, throughput=False))
+    assert manifest.parity_data["n_texts"] == 6 and not manifest.parity_data["paired"]
