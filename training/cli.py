@@ -12,8 +12,9 @@ from typing import Any
 from rewardserve.enums import ModelKind
 
 # Fields that only make sense for one kind of model.
-_PAIRWISE_ONLY = {"center_rewards_coefficient", "ranking_mode", "prompt_template"}
-_CLASSIFIER_ONLY = {"text_column", "label_column", "label_map", "reward_label", "class_weights"}
+_PAIRWISE_ONLY = {"center_rewards_coefficient", "ranking_mode", "prompt_template", "consensus"}
+_CLASSIFIER_ONLY = {"text_column", "label_column", "label_map", "label_votes", "label_smoothing", "reward_label",
+                    "class_weights"}
 _INTERNAL = {"kind", "extra"}
 
 
@@ -39,7 +40,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--text-column", help="classifier data: text column (default: as trained)")
     ev.add_argument("--label-column", help="classifier data: label column (default: as trained)")
     ev.add_argument("--label-map", help="classifier data: RAW=NAME,... (default: as trained)")
+    ev.add_argument("--label-votes", help="classifier data: vote columns COLUMN=LABEL,...: also compare the "
+                    "probabilities with the vote distribution (ECE, Brier, correlation; default: as trained)")
     ev.set_defaults(handler=_run_eval)
+
+    from rewardserve.training.data_stats import register as register_data
+
+    register_data(sub)
 
 
 def _add_config_args(p: argparse.ArgumentParser, cls: type, skip: set[str]) -> None:
@@ -63,13 +70,15 @@ def _add_config_args(p: argparse.ArgumentParser, cls: type, skip: set[str]) -> N
 
 def _run_train(args: argparse.Namespace) -> int:
     from rewardserve.training.config import TrainConfig
-    from rewardserve.training.data import parse_label_map
+    from rewardserve.training.data import parse_label_map, parse_label_votes
     from rewardserve.training.run import train
 
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     values = {k: v for k, v in values.items() if k not in _INTERNAL}
     if values.get("label_map"):
         values["label_map"] = parse_label_map(values["label_map"])
+    if values.get("label_votes"):
+        values["label_votes"] = parse_label_votes(values["label_votes"])
     config = TrainConfig(kind=args.kind_value, **values)
     out = train(config)
     print(f"model bundle: {out}")
@@ -79,12 +88,13 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    from rewardserve.training.data import parse_label_map
+    from rewardserve.training.data import parse_label_map, parse_label_votes
     from rewardserve.training.evaluate import evaluate_bundle
 
     metrics = evaluate_bundle(
         args.bundle, args.data, args.batch_size, text_column=args.text_column,
         label_column=args.label_column, label_map=parse_label_map(args.label_map),
+        label_votes=parse_label_votes(args.label_votes),
     )
     text = json.dumps(metrics, indent=2)
     print(text)

@@ -11,6 +11,14 @@ from rewardserve.bundle import HH_CHAT_TEMPLATE
 from rewardserve.enums import ModelKind, Truncation
 
 
+class Consensus(str, Enum):
+    """How several labellers' judgements of a pair become a training target."""
+
+    hard = "hard"  # majority side as a 0/1 label; 50/50 splits dropped and counted
+    weighted = "weighted"  # the same, each pair's loss weighted by its majority share
+    soft = "soft"  # Bradley-Terry against the vote share p: -(p log s(d) + (1-p) log s(-d))
+
+
 class RankingMode(str, Enum):
     """How K-way rankings are trained."""
 
@@ -49,13 +57,18 @@ class TrainConfig:
     weight_decay: float = _help("AdamW weight decay", 0.01)
     seed: int = _help("random seed", 0)
     no_group_by_length: bool = _help("batch in random order instead of grouping texts of similar length", False)
-    center_rewards_coefficient: float = _help("adds coef * mean(r^2) to keep rewards centred (0: off)", 0.0)
+    center_rewards_coefficient: float = _help(
+        "TRL's centering: adds coef * mean over groups of (sum of the group's rewards)^2 (0: off)", 0.0)
     ranking_mode: RankingMode = _help("pairs or per_prompt (InstructGPT-style)", RankingMode.pairs)
+    consensus: Consensus = _help("several labellers' judgements: hard, weighted or soft targets", Consensus.hard)
     skip_invalid: bool = _help("skip and count bad records instead of stopping at the first", False)
     prompt_template: str = _help("how prompt and response become one text", "{prompt}{response}")
     text_column: str = _help("classifier: column holding the text", "text")
     label_column: str = _help("classifier: column holding the label", "label")
     label_map: dict[str, str] | None = _help("classifier: raw label -> class name, e.g. 0=toxic,2=non_toxic")
+    label_votes: dict[str, str] | None = _help(
+        "classifier: vote column -> class name, e.g. hate_speech=toxic,neither=non_toxic: train on the votes")
+    label_smoothing: float = _help("classifier: mix eps of the uniform distribution into the targets", 0.0)
     reward_label: str = _help("classifier: the class whose logit is the reward", "")
     class_weights: str = _help("classifier: none, balanced, or comma-separated weights per class", "none")
     lora_rank: int = _help("LoRA rank through peft (0: full fine-tuning)", 0)
@@ -72,8 +85,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.kind, ModelKind):
             object.__setattr__(self, "kind", ModelKind(self.kind))
-        for name in ("truncation_side", "ranking_mode"):
-            ftype = {"truncation_side": Truncation, "ranking_mode": RankingMode}[name]
+        for name in ("truncation_side", "ranking_mode", "consensus"):
+            ftype = {"truncation_side": Truncation, "ranking_mode": RankingMode, "consensus": Consensus}[name]
             object.__setattr__(self, name, ftype(getattr(self, name)))
         if not self.train_data:
             raise ValueError("train_data is required")
@@ -104,6 +117,10 @@ class TrainConfig:
             raise ValueError("reward_label is required for a classifier (the class whose logit is the reward)")
         if self.kind is ModelKind.pairwise and self.class_weights != "none":
             raise ValueError("class_weights applies to classifiers only")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.kind is ModelKind.pairwise and (self.label_votes or self.label_smoothing):
+            raise ValueError("label_votes and label_smoothing apply to classifiers only")
 
     @property
     def resolved_base_model(self) -> str:

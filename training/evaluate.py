@@ -8,7 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rewardserve.training.data import PreferenceGroup, TextFormatter, load_classification, load_preferences
+from rewardserve.training.data import (
+    LabelledText,
+    PreferenceGroup,
+    TextFormatter,
+    load_classification,
+    load_preferences,
+)
 
 from rewardserve.bundle import RewardSpec
 from rewardserve.enums import ModelKind
@@ -101,6 +107,16 @@ def classifier_metrics(logits: np.ndarray, labels: np.ndarray, names: list[str],
     return out
 
 
+def classifier_eval(logits: np.ndarray, rows: list[LabelledText], names: list[str], positive: str) -> dict[str, Any]:
+    """:func:`classifier_metrics` against the majority label, plus vote metrics when rows carry votes."""
+    from rewardserve.training.vote_metrics import softmax, vote_metrics
+
+    out = classifier_metrics(logits, np.array([r.label for r in rows]), names, positive)
+    if rows and rows[0].votes is not None:
+        out.update(vote_metrics(softmax(logits), np.array([r.soft for r in rows]), names))
+    return out
+
+
 def evaluate_preferences(model, tokenizer, spec: RewardSpec, groups: list[PreferenceGroup], batch_size: int = 64):
     """Score every text once and compute pairwise metrics over all comparisons."""
     texts = [t for g in groups for t in g.texts]
@@ -127,11 +143,12 @@ def evaluate_bundle(bundle: str | Path, data: str, batch_size: int = 64, **cls_k
         metrics = evaluate_preferences(model, tok, spec, groups, batch_size)
     else:
         recipe = _training_recipe(bundle)
-        kw = {k: cls_kwargs.get(k) or recipe.get(k) for k in ("text_column", "label_column", "label_map")}
+        keys = ("text_column", "label_column", "label_map", "label_votes")
+        kw = {k: cls_kwargs.get(k) or recipe.get(k) for k in keys}
         kw = {k: v for k, v in kw.items() if v}
         rows, names, _ = load_classification(data, labels=spec.labels, **kw)
         logits = score_texts(model, tok, [r.text for r in rows], spec.max_length, batch_size)
-        metrics = classifier_metrics(logits, np.array([r.label for r in rows]), names, spec.reward_label)
+        metrics = classifier_eval(logits, rows, names, spec.reward_label)
     return {"bundle": str(bundle), "data": str(data), "kind": spec.kind.value, **metrics}
 
 

@@ -30,6 +30,7 @@ class LoadReport:
     records: int = 0
     skipped: Counter = field(default_factory=Counter)
     notes: Counter = field(default_factory=Counter)
+    judged_items: list = field(default_factory=list)  # several labellers' items (for agreement statistics)
 
     def skip(self, error: DataError) -> None:
         """Count a skipped record under its reason (the message without ``file:line: ``)."""
@@ -132,3 +133,15 @@ def parse_assignments(spec: str | dict[str, str] | None, what: str) -> dict[str,
             raise DataError(f"{what}: {raw.strip()!r} is given twice")
         out[raw.strip()] = name.strip()
     return out
+
+
+def text_field(rec: dict[str, Any], key: str, where: str) -> str:
+    """Return the non-empty string field ``key`` of a record, or raise naming it."""
+    if key not in rec:
+        raise DataError(f"{where}: missing field '{key}'")
+    v = rec[key]
+    if not isinstance(v, str):
+        raise DataError(f"{where}: field '{key}' must be a string, got {type(v).__name__}")
+    if not v.strip():
+        raise DataError(f"{where}: field '{key}' is empty")
+    return v

@@ -100,7 +100,7 @@ def _train_pairwise(config: TrainConfig) -> Path:
     id2label = {0: "reward"}
     model, tok = load_model_and_tokenizer(config.resolved_base_model, id2label, config.truncation_side.value)
     fmt = _formatter(tok, config)
-    groups, _ = load_preferences(config.train_data, fmt, config.skip_invalid)
+    groups, report = load_preferences(config.train_data, fmt, config.skip_invalid, config.consensus)
     if config.ranking_mode is RankingMode.pairs:
         groups = flatten_pairs(groups)
     logger.info("training on %d groups, %d comparisons", len(groups), sum(len(g.pairs) for g in groups))
@@ -120,38 +120,44 @@ def _train_pairwise(config: TrainConfig) -> Path:
         prompt_template=config.prompt_template, chat_template=fmt.chat_template,
         base_model=config.base_model or "sentence-transformers/all-MiniLM-L6-v2", model_type=model.config.model_type,
         data_fingerprint=fingerprint([config.train_data], config.to_dict()),
+        agreement=_agreement(report, None, config),
     )
     texts = [t for g in groups for t in g.texts]
     rewards = score_texts(model, tok, _sample(texts, config), config.max_length, config.eval_batch_size)[:, 0]
-    metrics: dict[str, Any] = {"train_loss": _final_loss(trainer)}
+    metrics: dict[str, Any] = {"train_loss": _final_loss(trainer), "train_data": report.to_dict()}
     if config.eval_data:
-        eval_groups, _ = load_preferences(config.eval_data, fmt, config.skip_invalid)
+        eval_groups, _ = load_preferences(config.eval_data, fmt, config.skip_invalid, config.consensus)
         metrics["eval"] = evaluate_preferences(model, tok, spec, eval_groups, config.eval_batch_size)
         logger.info("eval: %s", json.dumps(metrics["eval"]))
     return _finish(model, tok, spec, rewards, metrics, config)
 
 
 def _train_classifier(config: TrainConfig) -> Path:
-    from rewardserve.training.data import parse_label_map
-    from rewardserve.training.evaluate import classifier_metrics, score_texts
+    from rewardserve.training.data import parse_label_map, parse_label_votes
+    from rewardserve.training.evaluate import classifier_eval, score_texts
     from rewardserve.training.models import load_model_and_tokenizer
     from rewardserve.training.trainers import ClassifierRewardTrainer, TokenizedTexts
     from transformers import DataCollatorWithPadding
 
     label_map = parse_label_map(config.label_map)
-    rows, names, _ = load_classification(config.train_data, config.text_column, config.label_column, label_map)
+    label_votes = parse_label_votes(config.label_votes)
+    rows, names, report = load_classification(
+        config.train_data, config.text_column, config.label_column, label_map,
+        label_votes=label_votes, skip_invalid=config.skip_invalid)
     if config.reward_label not in names:
         raise ValueError(f"reward_label {config.reward_label!r} is not one of the classes {names}")
     id2label = dict(enumerate(names))
     model, tok = load_model_and_tokenizer(config.resolved_base_model, id2label, config.truncation_side.value)
     counts = np.bincount([r.label for r in rows], minlength=len(names))
-    logger.info("class counts: %s", dict(zip(names, counts.tolist(), strict=True)))
+    logger.info("class counts: %s; targets: %s", dict(zip(names, counts.tolist(), strict=True)),
+                "vote distributions" if label_votes else "majority labels")
     trainer = ClassifierRewardTrainer(
         model=_maybe_lora(model, config),
         args=_training_args(config),
-        train_dataset=TokenizedTexts(rows, tok, config.max_length),
+        train_dataset=TokenizedTexts(rows, tok, config.max_length, soft=bool(label_votes)),
         data_collator=DataCollatorWithPadding(tok),
         class_weights=_class_weights(config.class_weights, counts),
+        label_smoothing=config.label_smoothing,
     )
     trainer.train(resume_from_checkpoint=config.resume or None)
     model = _unwrap(trainer.model)
@@ -162,15 +168,28 @@ def _train_classifier(config: TrainConfig) -> Path:
         prompt_template=config.prompt_template, chat_template=_formatter(tok, config).chat_template,
         base_model=config.base_model or "sentence-transformers/all-MiniLM-L6-v2", model_type=model.config.model_type,
         data_fingerprint=fingerprint([config.train_data], config.to_dict()),
+        agreement=_agreement(report, (rows, names) if label_votes else None, config),
     )
     logits = score_texts(model, tok, _sample([r.text for r in rows], config), config.max_length, config.eval_batch_size)
-    metrics: dict[str, Any] = {"train_loss": _final_loss(trainer)}
+    metrics: dict[str, Any] = {"train_loss": _final_loss(trainer), "train_data": report.to_dict()}
     if config.eval_data:
-        ev, _, _ = load_classification(config.eval_data, config.text_column, config.label_column, label_map, names)
+        ev, _, _ = load_classification(config.eval_data, config.text_column, config.label_column, label_map, names,
+                                       label_votes=label_votes, skip_invalid=config.skip_invalid)
         ev_logits = score_texts(model, tok, [r.text for r in ev], config.max_length, config.eval_batch_size)
-        metrics["eval"] = classifier_metrics(ev_logits, np.array([r.label for r in ev]), names, config.reward_label)
+        metrics["eval"] = classifier_eval(ev_logits, ev, names, config.reward_label)
         logger.info("eval: %s", json.dumps(metrics["eval"]))
     return _finish(model, tok, spec, logits[:, spec.reward_index], metrics, config)
+
+
+def _agreement(report, votes, config: TrainConfig):
+    """The labellers' agreement for reward.json: class votes, several labellers' judgements, or None."""
+    from rewardserve.training.data_stats import judgement_stats, summary_from_stats, vote_stats
+
+    if votes is not None:
+        return summary_from_stats(vote_stats(*votes)[0], "vote_distribution")
+    if report.judged_items:
+        return summary_from_stats(judgement_stats(report.judged_items, rankings=False)[0], config.consensus.value)
+    return None
 
 
 def _class_weights(spec: str, counts: np.ndarray):

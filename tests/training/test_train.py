@@ -39,9 +39,11 @@ def test_bradley_terry_loss_values():
     g0 = -torch.nn.functional.logsigmoid(torch.tensor(1.0))
     g1 = -torch.nn.functional.logsigmoid(torch.tensor(5.0))
     assert torch.isclose(loss, (g0 + g1) / 2)
-    # Centering adds coef * mean(r^2).
+    # Centering (TRL's definition, per group): coef * mean over groups of (sum of the group's rewards)^2.
+    # Group 0 holds texts 0-3 (sum 1), group 1 texts 4-5 (sum 5): 0.1 * (1 + 25) / 2 = 1.3
+    # (the old coef * mean(r^2) gave 0.1 * 26 / 6 = 0.433).
     loss_c, _ = bradley_terry_loss(r, idx, torch.tensor([0, 0, 0, 1]), torch.zeros(4), center_coef=0.1)
-    assert torch.isclose(loss_c - loss, 0.1 * r.pow(2).mean())
+    assert torch.isclose(loss_c - loss, torch.tensor(1.3))
 
 
 @pytest.mark.slow
@@ -106,3 +108,50 @@ def test_config_validation_states_the_rule():
         TrainConfig(**base, truncation_side="error")
     with pytest.raises(ValueError, match="'bogus' is not a valid RankingMode"):
         TrainConfig(**base, ranking_mode="bogus")
+
+
+VOTE_COLUMNS = {"hate_speech": "toxic", "offensive_language": "toxic", "neither": "non_toxic"}
+
+
+@pytest.mark.slow
+def test_classifier_trains_on_vote_distributions_and_records_agreement(tmp_path, tiny_bert_base):
+    rows = [("i hate you all you worthless idiots", 0, 3, 0, 0), ("what the hell is this crap", 1, 0, 2, 1),
+            ("have a lovely day everyone", 2, 0, 0, 3), ("the weather is nice today", 2, 0, 1, 2)] * 4
+    p = tmp_path / "votes.csv"
+    p.write_text("hate_speech,offensive_language,neither,class,tweet\n"
+                 + "".join(f'{h},{o},{n},{c},"{t}"\n' for t, c, h, o, n in rows) + "2,2,x,2,bad votes\n")
+    out = train(TrainConfig(
+        kind=ModelKind.classifier, train_data=str(p), eval_data=str(p), output_dir=str(tmp_path / "soft"),
+        base_model=str(tiny_bert_base), max_length=32, learning_rate=3e-3, num_epochs=4, batch_size=8,
+        text_column="tweet", label_column="class", label_map={"0": "toxic", "1": "toxic", "2": "non_toxic"},
+        label_votes=VOTE_COLUMNS, label_smoothing=0.05, reward_label="non_toxic", skip_invalid=True,
+        logging_steps=2, save_steps=1000, warmup_ratio=0.0,
+    ))
+    spec = RewardSpec.load(out)
+    ev = spec.metrics["eval"]
+    assert {"vote_ece", "vote_brier", "vote_correlation", "accuracy", "macro_f1"} <= set(ev)
+    assert spec.metrics["train_data"]["skipped"] == 1  # --skip-invalid works for classifiers (issue 14 item 10)
+    assert spec.agreement.target == "vote_distribution" and spec.agreement.units == 16
+    assert spec.agreement.pairwise_agreement == pytest.approx((1 + 1 / 3 + 1 + 1 / 3) / 4)
+    assert json.loads((out / "reward.json").read_text())["schema_version"] == 2
+    assert _losses(out)[-1] < _losses(out)[0]
+
+
+@pytest.mark.slow
+def test_pairwise_soft_consensus_training_records_agreement(tmp_path, tiny_bert_base):
+    rows = [row for k in range(4) for row in (
+        {"prompt": f"Q{k}: how are you?", "chosen": " fine, thanks!", "rejected": " go away",
+         "votes": {"chosen": 3, "rejected": 1}},
+        {"prompt": f"Q{k}: help me", "completions": [" sure", " no", " maybe"],
+         "rankings": [{"labeller": "a", "ranks": [1, 3, 2]}, {"labeller": "b", "ranks": [1, 2, 3]}]})]
+    data = write_jsonl(tmp_path / "judged.jsonl", rows)
+    out = train(TrainConfig(
+        kind=ModelKind.pairwise, train_data=str(data), output_dir=str(tmp_path / "rm"), consensus="soft",
+        ranking_mode="per_prompt", base_model=str(tiny_bert_base), max_length=32, learning_rate=3e-3,
+        num_epochs=2, batch_size=2, logging_steps=1, save_steps=1000, warmup_ratio=0.0,
+        center_rewards_coefficient=0.01,
+    ))
+    spec = RewardSpec.load(out)
+    assert spec.agreement.target == "soft" and spec.agreement.units == 4 * (1 + 3)  # a pair + a ranking's 3 pairs
+    assert spec.agreement.judgements == 4 * (4 + 2 * 3)
+    assert spec.agreement.kendalls_w == pytest.approx(0.75)
