@@ -108,3 +108,19 @@ def test_agreement_round_trip_writes_version_2(tmp_path):
     assert d["schema_version"] == 2 and d["agreement"]["outlier_labellers"] == ["l3"]
     loaded = RewardSpec.load(tmp_path)
     assert loaded == spec and loaded.agreement == summary and loaded.schema_version == 2
+
+
+@pytest.mark.slow
+def test_old_bundle_without_agreement_still_serves(word_toxicity_bundle, tmp_path):
+    """A bundle without the agreement summary (every bundle before it) is scored by the service as before."""
+    from rewardserve.cli import main
+
+    written = json.loads((word_toxicity_bundle / "reward.json").read_text())
+    assert written["schema_version"] == 1 and "agreement" not in written  # the version-1 layout, unchanged
+    assert set(written) == set(OLD_REWARD_JSON)
+    items = tmp_path / "items.jsonl"
+    items.write_text('{"text": "have a nice day"}\n{"text": "you stupid ugly idiot"}\n')
+    out = tmp_path / "scores.jsonl"
+    assert main(["score", str(items), "-o", str(out), "--bundle", str(word_toxicity_bundle)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 2 and rows[0]["reward"] > rows[1]["reward"]  # the toxic text gets the lower reward
