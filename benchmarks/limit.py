@@ -22,9 +22,10 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from rewardserve.service.backends.ort import OrtBackend
 from rewardserve.service.config import Provider
-from rewardserve.service.runner import OnnxRunner
-from rewardserve.service.tokenize import Encoded
+from rewardserve.service.domain import Encoded
+from rewardserve.service.engine.models import padded as padded_runner
 
 from rewardserve.manifest import Manifest
 
@@ -48,17 +49,18 @@ def measure_limit(bundle: Path, variant: str, encoded: Sequence[Encoded], thread
                   min_time_s: float = 2.0, workers: int = 1) -> dict:
     """Best offline items/s over ``batch_sizes`` on length-sorted, pre-tokenized items."""
     manifest = Manifest.load(bundle)
-    runner = OnnxRunner(manifest.variant(variant).path(bundle), provider, manifest.pad_token_id, threads)
+    backend = OrtBackend(manifest.variant(variant).path(bundle), provider, threads)
+    runner = padded_runner(backend, manifest.pad_token_id)  # what the server's batcher runs
     pool = ThreadPoolExecutor(workers, thread_name_prefix="limit")
     ordered = sorted(encoded, key=lambda e: e.num_tokens)
     tokens = sum(e.num_tokens for e in ordered)
     per_size = {}
     for size in batch_sizes:
         batches = [ordered[i : i + size] for i in range(0, len(ordered), size)]
-        runner.run(batches[-1])  # warm up the longest shapes
+        runner(batches[-1])  # warm up the longest shapes
         rounds, start = 0, time.perf_counter()
         while True:
-            list(pool.map(runner.run, batches))
+            list(pool.map(runner, batches))
             rounds += 1
             elapsed = time.perf_counter() - start
             if elapsed >= min_time_s:
@@ -70,7 +72,7 @@ def measure_limit(bundle: Path, variant: str, encoded: Sequence[Encoded], thread
     best = max(per_size, key=lambda s: per_size[s]["items_per_s"])
     padded = sum(len(b) * max(e.num_tokens for e in b)
                  for b in (ordered[i : i + best] for i in range(0, len(ordered), best)))
-    return {"variant": variant, "provider": runner.provider, "threads": threads, "workers": workers,
+    return {"variant": variant, "provider": backend.provider, "threads": threads, "workers": workers,
             "best_batch_size": best,
             "items_per_s": per_size[best]["items_per_s"], "tokens_per_s": per_size[best]["tokens_per_s"],
             "padding_efficiency": tokens / padded,

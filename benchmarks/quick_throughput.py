@@ -46,8 +46,8 @@ def load_texts(path: Path | None, n: int) -> list[str]:
 
 def raw_onnxruntime(source, config, texts: list[str]) -> dict:
     """Best-case ONNX Runtime: one tokenizer call, length-sorted token-budget batches."""
+    from rewardserve.service.engine.models import ScoringModel
     from rewardserve.service.metrics import ServiceMetrics
-    from rewardserve.service.models import ScoringModel
 
     model = ScoringModel.load(source, config, ServiceMetrics(), prep_pool=None)
     model.warm_up()
@@ -63,10 +63,10 @@ def raw_onnxruntime(source, config, texts: list[str]) -> dict:
         current.append(e)
     batches.append(current)
     for b in batches:
-        model.runner.run(b)
+        model.run_batch(b)
     seconds = time.perf_counter() - start
     return {"items_per_s": len(texts) / seconds, "seconds": seconds, "batches": len(batches),
-            "variant": model.variant.file, "provider": model.runner.provider,
+            "variant": model.variant.file, "provider": model.backend.provider,
             "mean_tokens": sum(e.num_tokens for e in encoded) / len(encoded)}
 
 

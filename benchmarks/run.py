@@ -58,7 +58,7 @@ def default_data(bundle: Path) -> Path:
 
 def default_variant(bundle: Path, provider: Provider, allow_failed_parity: bool) -> str:
     """The variant rewardserve serves when no precision is asked for."""
-    from rewardserve.service.models import choose_variant
+    from rewardserve.service.engine.models import choose_variant
 
     manifest = Manifest.load(bundle)
     try:  # what a user gets by default: a variant that passed parity

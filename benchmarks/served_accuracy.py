@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from rewardserve.service.client import AsyncRewardClient
 from rewardserve.service.config import ModelSource, ServiceConfig
-from rewardserve.service.server import RewardServer
+from rewardserve.service.edge.server import RewardServer
 from rewardserve.training.data import TextFormatter, load_classification, load_preferences
 from rewardserve.training.evaluate import classifier_metrics, pairwise_metrics
 

@@ -195,7 +195,7 @@ class ServerProcess:
 def _serve_main(config_json: str) -> int:
     """Entry point of a rewardserve subprocess: serve one ServiceConfig given as JSON."""
     from rewardserve.service.config import ServiceConfig
-    from rewardserve.service.server import serve
+    from rewardserve.service.edge.server import serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return serve(ServiceConfig(**json.loads(config_json)))

@@ -22,11 +22,12 @@ from pathlib import Path
 import grpc
 import numpy as np
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from rewardserve.service import types
+from rewardserve.service.domain import ItemScore, ScoreResult
+from rewardserve.service.edge import convert
+from rewardserve.service.engine.postprocess import rewards
 from rewardserve.service.errors import InvalidArgument
-from rewardserve.service.postprocess import probabilities, rewards
-from rewardserve.service.types import ItemScore, ScoreResult
 
+from rewardserve.activations import probabilities
 from rewardserve.bundle import RewardSpec
 from rewardserve.formatting import FormatError, format_item
 from rewardserve.v1 import reward_pb2_grpc
@@ -81,7 +82,7 @@ class TorchRewardServicer(reward_pb2_grpc.RewardServiceServicer):
 
     async def Score(self, request, context):
         try:
-            req = types.score_request_from_pb(request, MAX_ITEMS_PER_REQUEST)
+            req = convert.score_request_from_pb(request, MAX_ITEMS_PER_REQUEST)
             texts = [format_item(self.scorer.spec, item) for item in req.items]
         except (InvalidArgument, FormatError) as e:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
@@ -94,7 +95,7 @@ class TorchRewardServicer(reward_pb2_grpc.RewardServiceServicer):
                       truncated=bool(num_tokens[i] >= spec.max_length))  # approximate: one pass only
             for i in range(len(texts))
         )
-        return types.score_result_to_pb(ScoreResult(scores, "torch", req.request_id))
+        return convert.score_result_to_pb(ScoreResult(scores, "torch", req.request_id))
 
 
 async def serve(scorer: TorchScorer, host: str, port: int) -> None:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from rewardserve.service.tokenize import Encoded, TextEncoder
+from rewardserve.service.domain import Encoded
+from rewardserve.service.engine.encoding import TextEncoder
 
 from rewardserve.bundle import RewardSpec
 from rewardserve.v1 import reward_pb2 as pb

@@ -139,7 +139,8 @@ def _build_one(m: DefaultModel, recipe: str, target: Path, step: int) -> None:
     # int8 ranks its matmuls on training texts, so parity on the dev texts stays an unseen check.
     calibration = train_data if train_data and Path(train_data).is_file() else None
     manifest = export_bundle(ExportConfig(bundle=bundle, out=target, precisions=tuple(precisions),
-                                          texts_file=texts, max_texts=128, calibration_texts_file=calibration,
+                                          texts_file=texts, builtin_texts=texts is None, max_texts=128,
+                                          calibration_texts_file=calibration,
                                           overwrite=True))
     failed = failures(manifest)
     if Precision.fp32.value in failed:

@@ -65,6 +65,6 @@ def make_word_toxicity_bundle(root: Path, toxic: tuple[str, ...] = TOXIC) -> Pat
         model.classifier.bias.copy_(torch.tensor([-CLEAN_MARGIN, CLEAN_MARGIN]))  # clean text: P(toxic) ~ 0.02
     model.save_pretrained(bundle)
     out = root / "words-onnx"
-    export_bundle(ExportConfig(bundle=bundle, out=out, precisions=("fp32",), throughput=False, max_texts=8,
+    export_bundle(ExportConfig(bundle=bundle, out=out, precisions=("fp32",), throughput=False, builtin_texts=True, max_texts=8,
                                parity_batch_size=4))
     return out

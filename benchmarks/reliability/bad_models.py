@@ -77,7 +77,7 @@ def _other_tokenizer(b: Path) -> None:
 
 def _record_tokenizer_hash(b: Path, original: Path) -> None:
     """Bundles exported before the hash existed lack it: record the original's, as export now does."""
-    from rewardserve.service.integrity import file_sha256
+    from rewardserve.files import file_sha256
 
     digest = file_sha256(original)
     _edit_json(b / "manifest.json", lambda m: m.update(tokenizer_sha256=m.get("tokenizer_sha256") or digest))

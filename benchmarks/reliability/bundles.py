@@ -30,7 +30,7 @@ def tiny_bundle(root: Path, kind: str) -> Path:
 
     source = make_tiny_bundle(root / f"tiny-{kind}", "bert", kind)
     # Random weights give near-equal rewards, so ordering agreement is noise: gate it off.
-    export_bundle(ExportConfig(bundle=source, out=out, precisions=("fp32",), throughput=False, max_texts=8,
+    export_bundle(ExportConfig(bundle=source, out=out, precisions=("fp32",), throughput=False, builtin_texts=True, max_texts=8,
                                parity_batch_size=4, tolerances=Tolerances(int8_min_agreement=None), overwrite=True))
     logger.info("built tiny %s bundle %s", kind, out)
     return out

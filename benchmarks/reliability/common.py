@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 from rewardserve.benchmarks.server_proc import ServerProcess, free_port
 from rewardserve.benchmarks.workload import HH_DEV, read_texts
-from rewardserve.service import types
 from rewardserve.service.config import ModelSource, ServiceConfig
+from rewardserve.service.edge import convert
+from rewardserve.service.edge.server import RewardServer
+from rewardserve.service.engine.models import ModelRegistry
 from rewardserve.service.metrics import ServiceMetrics
-from rewardserve.service.models import ModelRegistry
-from rewardserve.service.server import RewardServer
 
 from rewardserve.v1 import reward_pb2 as pb
 
@@ -162,9 +162,9 @@ class SoloScorer:
     def expect(self, model: str, item: pb.Item) -> Expected:
         """Score one item alone; raises the service's InvalidArgument for a bad item."""
         m = self.registry.get(model)
-        domain = types.score_request_from_pb(pb.ScoreRequest(items=[item]), 1).items
+        domain = convert.score_request_from_pb(pb.ScoreRequest(items=[item]), 1).items
         [enc] = m.prepare(domain, m.spec.truncation_side)
-        logits = m.runner.run([enc])[0]
+        logits = m.run_batch([enc])[0]
         return Expected(np.asarray(logits, np.float32), enc.num_tokens, enc.truncated, tuple(enc.ids.tolist()))
 
     def close(self) -> None:

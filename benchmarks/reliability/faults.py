@@ -17,7 +17,7 @@ from contextlib import contextmanager
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from rewardserve.benchmarks.reliability.common import InProcessServer, Section, SoloScorer, server_config
-from rewardserve.service.errors import GENERIC_INTERNAL
+from rewardserve.service.edge.status import GENERIC_INTERNAL
 
 from rewardserve.v1 import reward_pb2 as pb
 from rewardserve.v1 import reward_pb2_grpc
@@ -52,12 +52,12 @@ class SessionProbe:
 @contextmanager
 def probed(model, fail: set[int] | None = None) -> Iterator[SessionProbe]:
     """Wrap a served model's session in a probe for the duration of the block."""
-    original = model.runner.session
-    model.runner.session = probe = SessionProbe(original, fail)
+    original = model.backend.session
+    model.backend.session = probe = SessionProbe(original, fail)
     try:
         yield probe
     finally:
-        model.runner.session = original
+        model.backend.session = original
 
 
 def _requests(tag: str, n: int, items: int) -> list[pb.ScoreRequest]:

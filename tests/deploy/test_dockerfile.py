@@ -151,7 +151,7 @@ class Block:
             raise ImportError(f"{{name}} is not in the image (extras train/export/bench)")
 sys.meta_path.insert(0, Block())
 from rewardserve.cli import build_parser
-import rewardserve.service.server, service.runner  # what `serve` runs
+import rewardserve.service.edge.server, rewardserve.service.backends.ort  # what `serve` runs
 for argv in {json.dumps([c[1:] for c in commands])}:
     build_parser().parse_args(argv)
 print("ok", len(blocked))

@@ -11,7 +11,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from rewardserve.service.targets import channel_target, host_port
+from rewardserve.service.client.targets import channel_target, host_port
 
 from tests.conftest import REPO
 

@@ -53,7 +53,7 @@ def test_build_then_reuse(tiny_defaults, monkeypatch):
     monkeypatch.setattr("rewardserve.training.run.train", no_training)
     assert defaults.build("quick") == built
 
-    from rewardserve.service.cli import _default_models
+    from rewardserve.service.cli.serve import _default_models
 
     assert list(_default_models()) == ["hh", "toxicity"]  # hh first: the default model
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from rewardserve.service.config import ModelSource, ServiceConfig
-from rewardserve.service.server import RewardServer
+from rewardserve.service.edge.server import RewardServer
 
 from rewardserve.bundle import Normalization, RewardSpec
 from rewardserve.enums import Precision
@@ -28,7 +28,7 @@ def _export(root: Path, name: str, family: str, kind: str, precisions, normaliza
     # Random tiny weights give near-equal rewards, so int8 ordering agreement is noise: gate it off
     # here (the refusal of failed variants is tested separately).
     tolerances = Tolerances(int8_min_agreement=None)
-    export_bundle(ExportConfig(bundle=bundle, out=out, precisions=tuple(precisions), throughput=False,
+    export_bundle(ExportConfig(bundle=bundle, out=out, precisions=tuple(precisions), throughput=False, builtin_texts=True,
                                max_texts=8, parity_batch_size=4, tolerances=tolerances))
     return out
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 
 import pytest
-from rewardserve.service.auth import Guard, load_tokens
 from rewardserve.service.config import ModelSource, ServiceConfig
+from rewardserve.service.edge.auth import Guard, load_tokens
+from rewardserve.service.edge.security import Security, is_loopback
+from rewardserve.service.edge.tls import ServerTLS
 from rewardserve.service.errors import Overloaded, Unauthenticated
 from rewardserve.service.metrics import ServiceMetrics
-from rewardserve.service.security import Security, is_loopback
-from rewardserve.service.tls import ServerTLS
 
 from rewardserve.cli import build_parser
 
@@ -89,7 +89,7 @@ def test_binding_beyond_loopback_warns_without_tls_or_tokens(tmp_path, caplog):
     plain = Security(None, Guard([], 8, ServiceMetrics()), 1024)
     tokens_only = Security(None, Guard([SECRET], 8, ServiceMetrics()), 1024)
     both = Security(tls, Guard([SECRET], 8, ServiceMetrics()), 1024)
-    with caplog.at_level(logging.WARNING, logger="rewardserve.service.security"):
+    with caplog.at_level(logging.WARNING, logger="rewardserve.service.edge.security"):
         plain.warn_if_exposed("gRPC", "127.0.0.1", 50051)
         both.warn_if_exposed("gRPC", "0.0.0.0", 50051)
         assert caplog.records == []

@@ -9,10 +9,10 @@ import time
 
 import numpy as np
 import pytest
-from rewardserve.service.batcher import Batcher
+from rewardserve.service.domain import Encoded
+from rewardserve.service.engine.batcher import Batcher
 from rewardserve.service.errors import DeadlineExpired, QueueFull, Unavailable
 from rewardserve.service.metrics import ServiceMetrics
-from rewardserve.service.tokenize import Encoded
 
 
 def enc(uid: int, length: int) -> Encoded:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import math
 
 import pytest
+from rewardserve.service import domain
 from rewardserve.service.client import RewardClient
+from rewardserve.service.client import convert as client_convert
+from rewardserve.service.domain import RewardPart
+from rewardserve.service.edge import convert as edge_convert
+from rewardserve.service.engine.models import ModelRegistry
 from rewardserve.service.metrics import ServiceMetrics
-from rewardserve.service.models import ModelRegistry
 from rewardserve.service.recipes import CompositeTerm
-from rewardserve.service.types import RewardPart
 
 from rewardserve.cli import main
 
@@ -104,8 +107,7 @@ def test_serve_flags_refuse_bad_recipes_with_the_documented_message(bundles, cap
 
 
 def test_parts_round_trip_through_the_wire_types():
-    from rewardserve.service import types
 
-    score = types.ItemScore((), (), 0.25, 9, True, (RewardPart("hh", "", 1.0, 0.5), RewardPart("t", "toxic", -0.5, 0.5)))
-    back = types.score_result_from_pb(types.score_result_to_pb(types.ScoreResult((score,), "mix"))).scores[0]
+    score = domain.ItemScore((), (), 0.25, 9, True, (RewardPart("hh", "", 1.0, 0.5), RewardPart("t", "toxic", -0.5, 0.5)))
+    back = client_convert.score_result_from_pb(edge_convert.score_result_to_pb(domain.ScoreResult((score,), "mix"))).scores[0]
     assert back == score

@@ -6,10 +6,11 @@ import asyncio
 import random
 
 import pytest
+from rewardserve.service.backends.ort import OrtBackend
 from rewardserve.service.client import AsyncRewardClient
 from rewardserve.service.config import Provider
-from rewardserve.service.runner import OnnxRunner
-from rewardserve.service.tokenize import TextEncoder
+from rewardserve.service.engine.encoding import TextEncoder
+from rewardserve.service.engine.models import padded
 
 from rewardserve.bundle import RewardSpec
 from rewardserve.enums import Truncation
@@ -25,8 +26,8 @@ def solo_logits(bundle, texts: list[str]) -> list[list[float]]:
     spec = RewardSpec.load(bundle)
     encoder = TextEncoder.from_file(bundle / "tokenizer.json", spec.max_length)
     pad_id = Manifest.load(bundle).pad_token_id
-    runner = OnnxRunner(bundle / "model_fp32.onnx", Provider.cpu, pad_id=pad_id, intra_op_threads=1)
-    return [runner.run(encoder.encode_batch([t], spec.truncation_side))[0].tolist() for t in texts]
+    runner = padded(OrtBackend(bundle / "model_fp32.onnx", Provider.cpu, intra_op_threads=1), pad_id)
+    return [runner(encoder.encode_batch([t], spec.truncation_side))[0].tolist() for t in texts]
 
 
 async def test_64_concurrent_clients_get_their_own_solo_results(server, bundles):

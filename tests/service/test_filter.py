@@ -11,8 +11,14 @@ from pathlib import Path
 
 import pytest
 from rewardserve.service.client import RewardClient
-from rewardserve.service.streaming import ScoreSettings, chunked, local_scorer, read_records, score_in_order
-from rewardserve.service.types import item_from_obj
+from rewardserve.service.domain import item_from_obj
+from rewardserve.service.jobs.streaming import (
+    ScoreSettings,
+    chunked,
+    local_scorer,
+    read_records,
+    score_in_order,
+)
 
 from rewardserve.cli import main
 from tests.service.conftest import ServerThread, make_config

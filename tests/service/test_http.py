@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 from rewardserve.service.client import RewardClient
-from rewardserve.service.models import ModelRegistry
+from rewardserve.service.engine.models import ModelRegistry
 
 from .conftest import ServerThread, make_config
 

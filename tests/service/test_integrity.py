@@ -6,8 +6,8 @@ import json
 import shutil
 
 import pytest
+from rewardserve.service.engine.models import ModelRegistry
 from rewardserve.service.metrics import ServiceMetrics
-from rewardserve.service.models import ModelRegistry
 from tokenizers import Tokenizer
 
 from rewardserve.bundle import BundleError

@@ -19,7 +19,7 @@ import urllib.request
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from rewardserve.service.models import ScoringModel
+from rewardserve.service.engine.models import ScoringModel
 
 from rewardserve.kserve import grpc_predict_v2_pb2 as kserve_pb
 from rewardserve.kserve import grpc_predict_v2_pb2_grpc as kserve_grpc

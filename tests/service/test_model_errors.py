@@ -8,8 +8,8 @@ import shutil
 import grpc
 import pytest
 from rewardserve.service.config import ModelErrorPolicy, ServiceConfig
+from rewardserve.service.engine.models import ModelRegistry
 from rewardserve.service.metrics import ServiceMetrics
-from rewardserve.service.models import ModelRegistry
 
 from rewardserve.bundle import BundleError
 from rewardserve.v1 import reward_pb2 as pb

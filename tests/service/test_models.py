@@ -8,10 +8,10 @@ import shutil
 
 import numpy as np
 import pytest
+from rewardserve.service.backends.ort import OrtBackend
 from rewardserve.service.config import Provider
+from rewardserve.service.engine.models import ModelRegistry, choose_variant, padded
 from rewardserve.service.metrics import ServiceMetrics
-from rewardserve.service.models import ModelRegistry, choose_variant
-from rewardserve.service.runner import OnnxRunner
 
 from rewardserve.bundle import BundleError
 from rewardserve.enums import Precision, Truncation
@@ -49,7 +49,7 @@ def test_int8_variant_serves(bundles):
         model = registry.get("")
         assert model.info.precision == "int8"
         enc = model.prepare([TextItem("a text to score")], Truncation.left)
-        assert np.all(np.isfinite(model.runner.run(enc)))
+        assert np.all(np.isfinite(model.run_batch(enc)))
     finally:
         asyncio.run(registry.stop())
 
@@ -81,12 +81,12 @@ def test_max_batch_tokens_below_max_length_is_refused(bundles):
 
 @pytest.mark.parametrize("name", ["classifier", "gpt2"])
 def test_right_padded_batch_equals_solo_runs(bundles, name):
-    from rewardserve.service.tokenize import TextEncoder
+    from rewardserve.service.engine.encoding import TextEncoder
 
     bundle = bundles[name]
-    runner = OnnxRunner(bundle / "model_fp32.onnx", Provider.cpu, Manifest.load(bundle).pad_token_id, 1)
+    runner = padded(OrtBackend(bundle / "model_fp32.onnx", Provider.cpu, 1), Manifest.load(bundle).pad_token_id)
     encoder = TextEncoder.from_file(bundle / "tokenizer.json", 64)
     texts = ["short", "a somewhat longer text with more tokens in it", "mid length text"]
-    batch = runner.run(encoder.encode_batch(texts, Truncation.left))
-    solo = np.concatenate([runner.run(encoder.encode_batch([t], Truncation.left)) for t in texts])
+    batch = runner(encoder.encode_batch(texts, Truncation.left))
+    solo = np.concatenate([runner(encoder.encode_batch([t], Truncation.left)) for t in texts])
     assert np.allclose(batch, solo, atol=1e-5)

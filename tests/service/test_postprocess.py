@@ -6,9 +6,10 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from rewardserve.service.postprocess import probabilities, rewards, sigmoid, to_scores
-from rewardserve.service.tokenize import Encoded
+from rewardserve.service.domain import Encoded
+from rewardserve.service.engine.postprocess import rewards, to_scores
 
+from rewardserve.activations import probabilities, sigmoid
 from rewardserve.bundle import Normalization, RewardSpec
 from rewardserve.enums import ModelKind
 

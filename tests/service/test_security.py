@@ -16,14 +16,14 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from rewardserve.service.client import (
+from rewardserve.service.client.client import (
     AsyncRewardClient,
     RetryPolicy,
     RewardClient,
     RewardServiceError,
     score_request,
 )
-from rewardserve.service.credentials import bearer_metadata, open_channel
+from rewardserve.service.client.credentials import bearer_metadata, open_channel
 
 from rewardserve.cli import main
 from rewardserve.kserve import grpc_predict_v2_pb2 as kserve_pb

@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from rewardserve.service.client import (
+from rewardserve.service.client.client import (
     AsyncRewardClient,
     RetryPolicy,
     RewardClient,
     RewardServiceError,
     score_request,
 )
-from rewardserve.service.models import ModelRegistry
-from rewardserve.service.server import SERVICE_NAME
+from rewardserve.service.edge.server import SERVICE_NAME
+from rewardserve.service.engine.models import ModelRegistry
 
 from rewardserve.formatting import Message, render_chat
 from rewardserve.v1 import reward_pb2 as pb

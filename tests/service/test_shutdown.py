@@ -36,7 +36,7 @@ async def test_stop_answers_accepted_calls_then_returns_without_waiting_out_the_
                                                                 timeout=20)
         await asyncio.sleep(0.1)
         start = time.monotonic()
-        with caplog.at_level(logging.INFO, logger="rewardserve.service.server"):
+        with caplog.at_level(logging.INFO, logger="rewardserve.service.edge.server"):
             await asyncio.to_thread(server.call, server.server.stop())  # grace_period_s = 10
         stopped_s = time.monotonic() - start
         assert len((await call).scores) == 1  # accepted before the stop: answered

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 from rewardserve.service.client import AsyncRewardClient, RewardClient
-from rewardserve.service.targets import channel_target, split_addresses
+from rewardserve.service.client.targets import channel_target, split_addresses
 
 from tests.service.conftest import ServerThread, make_config
 

@@ -6,9 +6,9 @@ import ssl
 from pathlib import Path
 
 import pytest
+from rewardserve.service.client.credentials import channel_credentials
 from rewardserve.service.config import ModelSource, ServiceConfig
-from rewardserve.service.credentials import channel_credentials
-from rewardserve.service.tls import ServerTLS
+from rewardserve.service.edge.tls import ServerTLS
 
 from rewardserve.cli import main
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from rewardserve.service.wire import Undecodable, tolerant
+from rewardserve.service.edge.convert import Undecodable, tolerant
 
 from rewardserve.v1 import reward_pb2 as pb
 

@@ -1,0 +1,207 @@
+"""The gRPC server: RewardService, KServe v2, health and reflection, metrics, HTTP, graceful shutdown.
+
+The port opens at once with health NOT_SERVING (RPCs answer UNAVAILABLE); models load and
+warm up in a thread, then health turns SERVING. On SIGTERM or SIGINT: health NOT_SERVING,
+no new RPCs, accepted ones finish within ``grace_period_s``, exit code 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+from collections.abc import Callable
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from rewardserve.service.config import ServiceConfig
+from rewardserve.service.edge.convert import add_servicer
+from rewardserve.service.edge.http_app import RewardHttpApp
+from rewardserve.service.edge.kserve import SERVICE_NAME as KSERVE_SERVICE_NAME
+from rewardserve.service.edge.kserve import KServeServicer
+from rewardserve.service.edge.security import Security
+from rewardserve.service.edge.servicer import RewardServicer
+from rewardserve.service.engine.models import ModelRegistry
+from rewardserve.service.metrics import ServiceMetrics
+
+from rewardserve.kserve import grpc_predict_v2_pb2 as kserve_pb2
+from rewardserve.v1 import reward_pb2
+
+logger = logging.getLogger(__name__)
+
+# On stop, calls that reached gRPC core but not yet this event loop would be cancelled by the
+# shutdown (clients see CANCELLED, which they do not retry). For this long (at most half the
+# grace period) the server keeps taking calls first, answering new ones UNAVAILABLE (draining).
+REFUSAL_WINDOW_S = 0.25
+
+SERVICE_NAME = reward_pb2.DESCRIPTOR.services_by_name["RewardService"].full_name
+Loader = Callable[[ServiceConfig, ServiceMetrics], ModelRegistry]
+
+
+class RewardServer:
+    """One server process's gRPC server, models and metrics endpoint.
+
+    Example::
+
+        server = RewardServer(ServiceConfig(models=(ModelSource("hh", "models/hh-onnx"),), port=0))
+        await server.start()        # listening; models load in the background
+        await server.wait_ready()   # loaded and warm: health SERVING
+        print(server.port, server.metrics_port)
+        await server.stop()
+    """
+
+    def __init__(self, config: ServiceConfig, metrics: ServiceMetrics | None = None,
+                 loader: Loader = ModelRegistry.load):
+        self.config = config
+        self.metrics = metrics or ServiceMetrics()
+        self._loader = loader  # replaceable, e.g. to build default models before loading them
+        self.servicer = RewardServicer(config, self.metrics)
+        self.kserve = KServeServicer(self.servicer)  # same registry: KServe items share the batches
+        self.http = RewardHttpApp(self.servicer, config, self.metrics)  # listens when http_port is set
+        self.health = health.aio.HealthServicer()
+        self._server: grpc.aio.Server | None = None
+        self._metrics_http = None  # aiohttp AppRunner
+        self.security: Security | None = None  # loaded in start(): reads the TLS and token files
+        self._loading: asyncio.Task | None = None
+        self.port: int | None = None
+        self.metrics_port: int | None = None
+        self.http_port: int | None = None
+
+    async def start(self) -> None:
+        """Listen on the gRPC, metrics and HTTP ports and start loading the models."""
+        self.security = security = Security.load(self.config, self.metrics)
+        server = grpc.aio.server(interceptors=security.interceptors(), options=security.grpc_options())
+        # Undecodable requests reach the servicer and get INVALID_ARGUMENT (not UNKNOWN).
+        add_servicer(self.servicer, server, reward_pb2.DESCRIPTOR.services_by_name["RewardService"])
+        add_servicer(self.kserve, server, kserve_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"])
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection((SERVICE_NAME, KSERVE_SERVICE_NAME, health.SERVICE_NAME,
+                                             reflection.SERVICE_NAME), server)
+        address = f"{self.config.host}:{self.config.port}"
+        self.port = security.add_port(server, address)
+        if not self.port:
+            raise OSError(f"cannot listen on {address}")
+        security.warn_if_exposed("gRPC", self.config.host, self.port)
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        await server.start()
+        self._server = server
+        if self.config.metrics_port is not None:
+            # Scrapes must work under overload: token checked, concurrency limit not applied.
+            self._metrics_http, self.metrics_port = await self.metrics.serve_http(
+                self.config.metrics_port, self.config.metrics_host, security.ssl_context,
+                security.http_middlewares(limit_concurrency=False))
+            security.warn_if_exposed("/metrics", self.config.metrics_host, self.metrics_port)
+        if self.config.http_port is not None:
+            # The one place the HTTP endpoint gets its TLS context and middlewares (auth, limits).
+            self.http_port = await self.http.start(self.config.host, self.config.http_port, security.ssl_context,
+                                                   security.http_middlewares())
+            security.warn_if_exposed("HTTP /get_reward", self.config.host, self.http_port)
+        logger.info("listening on %s:%d (%s); loading %d models", self.config.host, self.port,
+                    security.describe(), len(self.config.models))
+        self._loading = asyncio.create_task(self._load())
+
+    async def _load(self) -> None:
+        registry = await asyncio.to_thread(self._loader, self.config, self.metrics)
+        registry.start()
+        self.servicer.registry = registry
+        await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        logger.info("serving %s (default %s)", sorted(registry.models) + sorted(registry.composites), registry.default)
+        if registry.failed:
+            logger.warning("not serving %s: failed to load (on_model_error=skip)", sorted(registry.failed))
+        logger.info("%s", usage_hint(self.config.host, self.port, self.metrics_port, registry.default))
+
+    async def wait_ready(self) -> None:
+        """Wait until every model is loaded and warm; re-raise a loading error."""
+        await asyncio.shield(self._loading)
+
+    async def _stop_grpc(self, grace_s: float) -> None:
+        if self._server is not None:
+            loop = asyncio.get_running_loop()
+            end = loop.time() + grace_s
+            await asyncio.sleep(min(REFUSAL_WINDOW_S, grace_s / 2))
+            # Accepted calls finish (within grace_s); then stop at once: health Watch streams never
+            # end by themselves and would otherwise hold the process for the whole grace period.
+            while calls_in_flight(self.metrics) and loop.time() < end:
+                await asyncio.sleep(0.01)
+            await self._server.stop(max(end - loop.time(), 0.0) if calls_in_flight(self.metrics) else 0)
+
+    async def _set_health(self, status) -> None:
+        for name in ("", SERVICE_NAME):  # "" is the whole server
+            await self.health.set(name, status)
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Turn health NOT_SERVING, refuse new RPCs, let accepted ones finish, stop everything."""
+        grace_s = self.config.grace_period_s if grace_s is None else grace_s
+        await self.health.enter_graceful_shutdown()
+        self.servicer.draining = True  # stream messages and late RPCs: UNAVAILABLE, retry elsewhere
+        # gRPC and HTTP drain together: new calls are refused, accepted ones finish first
+        # (within grace_s; HTTP within grace_period_s).
+        await asyncio.gather(self._stop_grpc(grace_s), self.http.stop())
+        if self._loading is not None and not self._loading.done():
+            self._loading.cancel()
+        if self.servicer.registry is not None:
+            await self.servicer.registry.stop()
+        if self._metrics_http is not None:
+            await self._metrics_http.cleanup()
+        # Calls handled, by method and status code: what clients saw, for the operator (and the
+        # reliability suite's SIGTERM accounting).
+        logger.info("server stopped; calls by method and code: %s", json.dumps(call_counts(self.metrics)))
+
+
+def calls_in_flight(metrics: ServiceMetrics) -> int:
+    """Calls being handled now (every RPC and HTTP handler counts itself in ``in_flight``)."""
+    return int(sum(s.value for family in metrics.in_flight.collect() for s in family.samples))
+
+
+def call_counts(metrics: ServiceMetrics) -> dict[str, dict[str, int]]:
+    """``{method: {code: calls}}`` from the request counter."""
+    counts: dict[str, dict[str, int]] = {}
+    for family in metrics.requests.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                by_code = counts.setdefault(sample.labels["method"], {})
+                by_code[sample.labels["code"]] = by_code.get(sample.labels["code"], 0) + int(sample.value)
+    return counts
+
+
+def usage_hint(host: str, port: int, metrics_port: int | None, model: str) -> str:
+    """How to call this server: a grpcurl line and a Python snippet."""
+    target = f"{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{port}"
+    item = '{"pair": {"prompt": "\\n\\nHuman: How do I make friends?", "response": "\\n\\nAssistant: Join a club."}}'
+    lines = [
+        "ready. Try:",
+        f"  grpcurl -plaintext -d '{{\"items\": [{item}], \"options\": {{\"model\": \"{model}\"}}}}' "
+        f"{target} rewardserve.v1.RewardService/Score",
+        f"  grpcurl -plaintext {target} grpc.health.v1.Health/Check",
+        f"  python -c \"from rewardserve.service.client import RewardClient; c = RewardClient('{target}'); "
+        f"print(c.score([('\\n\\nHuman: hi', '\\n\\nAssistant: hello!')], model='{model}'))\"",
+    ]
+    if metrics_port:
+        lines.append(f"  curl -s http://{target.rsplit(':', 1)[0]}:{metrics_port}/metrics | grep rewardserve_")
+    return "\n".join(lines)
+
+
+async def run_server(config: ServiceConfig, loader: Loader = ModelRegistry.load) -> int:
+    """Serve until SIGTERM or SIGINT; return the process exit code."""
+    server = RewardServer(config, loader=loader)
+    await server.start()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({stopping, server._loading}, return_when=asyncio.FIRST_COMPLETED)
+    if server._loading.done() and server._loading.exception() is not None:
+        await server.stop(0)
+        raise server._loading.exception()
+    await stopping
+    logger.info("signal received: draining for up to %.1fs", config.grace_period_s)
+    await server.stop()
+    return 0
+
+
+def serve(config: ServiceConfig) -> int:
+    """Run the server in a fresh event loop (blocking); return the exit code."""
+    return asyncio.run(run_server(config))

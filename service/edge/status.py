@@ -1,0 +1,159 @@
+"""The ONE place that maps exceptions to gRPC and HTTP statuses, and records each request.
+
+Code below the edge raises the plain exceptions of :mod:`rewardserve.service.errors`;
+:func:`grpc_errors` wraps every servicer method, turns an exception into a status (INTERNAL with
+a generic message and a logged traceback for anything unexpected) and counts the request by
+status code; :func:`http_errors` does the same for the HTTP handlers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+import time
+from collections.abc import Callable
+
+import grpc
+from rewardserve.service.edge.convert import Undecodable
+from rewardserve.service.errors import InvalidArgument, ServiceError
+
+logger = logging.getLogger(__name__)
+
+GENERIC_INTERNAL = "internal error (see server log)"
+
+
+def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    """Return the status code and client-facing message for an exception."""
+    if isinstance(exc, ServiceError):
+        return grpc.StatusCode[exc.code], str(exc)
+    if isinstance(exc, asyncio.CancelledError):
+        return grpc.StatusCode.CANCELLED, "cancelled"
+    return grpc.StatusCode.INTERNAL, GENERIC_INTERNAL
+
+
+# The HTTP endpoints answer the same errors with the HTTP status matching the gRPC code.
+HTTP_STATUS = {
+    grpc.StatusCode.OK: 200,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.INTERNAL: 500,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
+
+
+def http_status_for(exc: BaseException) -> tuple[int, str]:
+    """Return the HTTP status and client-facing message for an exception."""
+    code, message = status_for(exc)
+    return HTTP_STATUS.get(code, 500), message
+
+
+def http_errors(method: str, model_of: Callable[[object, object], str] | None = None):
+    """Decorate an aiohttp handler method like :func:`grpc_errors` does a servicer method.
+
+    An exception becomes ``{"error": message, "code": "NOT_FOUND"}`` with the HTTP status of
+    its gRPC code (:data:`HTTP_STATUS`); the request is counted in the same metrics as RPCs,
+    ``code`` labelled with the gRPC code name so errors by code add up across protocols.
+    """
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        async def wrapper(self, request):
+            start, exc = time.perf_counter(), None
+            model = model_of(self, request) if model_of else ""
+            self.metrics.in_flight.labels(method).inc()
+            try:
+                return await fn(self, request)
+            except (Exception, asyncio.CancelledError) as e:
+                exc = e
+            finally:
+                self.metrics.in_flight.labels(method).dec()
+                code = grpc.StatusCode.OK if exc is None else status_for(exc)[0]
+                if code is grpc.StatusCode.INTERNAL:
+                    logger.error("%s failed", method, exc_info=exc)
+                self.metrics.observe_request(method, model, code.name, time.perf_counter() - start)
+            if isinstance(exc, asyncio.CancelledError):
+                raise exc  # the client went away: nobody to answer
+            from aiohttp import web  # here, not at the top: the gRPC-only path never needs it
+
+            status, message = http_status_for(exc)
+            return web.json_response({"error": message, "code": code.name}, status=status)
+
+        return wrapper
+
+    return decorate
+
+
+def grpc_errors(method: str, model_of: Callable[[object, object], str] | None = None):
+    """Decorate a servicer method: map exceptions to statuses and record request metrics.
+
+    ``model_of(servicer, request)`` names the model for the metric label (unary methods); the
+    servicer instance must have ``metrics`` (a :class:`service.metrics.ServiceMetrics`).
+    """
+
+    def decorate(fn):
+        def finish(self, context, model: str, start: float, exc: BaseException | None):
+            code = grpc.StatusCode.OK if exc is None else status_for(exc)[0]
+            if exc is not None and code is grpc.StatusCode.INTERNAL:
+                logger.error("%s failed", method, exc_info=exc)
+            self.metrics.observe_request(method, model, code.name, time.perf_counter() - start)
+            return code
+
+        if inspect.isasyncgenfunction(fn):
+
+            @functools.wraps(fn)
+            async def stream_wrapper(self, request_iterator, context):
+                start, exc = time.perf_counter(), None
+                self.metrics.in_flight.labels(method).inc()
+                try:
+                    async for response in fn(self, _decoded(request_iterator), context):
+                        yield response
+                except (Exception, asyncio.CancelledError) as e:
+                    exc = e
+                finally:
+                    self.metrics.in_flight.labels(method).dec()
+                    code = finish(self, context, "", start, exc)
+                if exc is not None:
+                    await _abort(context, exc, code)
+
+            return stream_wrapper
+
+        @functools.wraps(fn)
+        async def unary_wrapper(self, request, context):
+            start, exc = time.perf_counter(), None
+            undecodable = isinstance(request, Undecodable)
+            model = model_of(self, request) if model_of and not undecodable else ""
+            self.metrics.in_flight.labels(method).inc()
+            try:
+                if undecodable:
+                    raise InvalidArgument(request.describe())
+                return await fn(self, request, context)
+            except (Exception, asyncio.CancelledError) as e:
+                exc = e
+            finally:
+                self.metrics.in_flight.labels(method).dec()
+                code = finish(self, context, model, start, exc)
+            await _abort(context, exc, code)
+
+        return unary_wrapper
+
+    return decorate
+
+
+async def _decoded(request_iterator):
+    """Yield the stream's requests; one that did not decode ends the stream with INVALID_ARGUMENT."""
+    async for request in request_iterator:
+        if isinstance(request, Undecodable):
+            raise InvalidArgument(request.describe())
+        yield request
+
+
+async def _abort(context, exc: BaseException, code: grpc.StatusCode) -> None:
+    if isinstance(exc, asyncio.CancelledError):
+        raise exc  # the client went away: nobody to answer
+    await context.abort(code, status_for(exc)[1])

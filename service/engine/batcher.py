@@ -1,0 +1,247 @@
+"""The dynamic batcher: one per model, shared by every concurrent request.
+
+Built like Ray Serve's ``_BatchQueue``: requests put (item, future) pairs in one queue (the
+future created first) and await their futures; one background task forms batches and runs
+them in worker threads. A batch closes when it holds ``max_batch_items`` items, when its
+padded size would pass ``max_batch_tokens``, or when its oldest item has waited
+``max_wait_ms``. Waiting items are sorted by length and each batch is built around the
+oldest item from its nearest neighbours in length, so batches carry little padding and no
+item starves. Cancelled items are skipped and expired ones failed, before they run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from rewardserve.service.domain import Encoded
+from rewardserve.service.errors import DeadlineExpired, QueueFull, Unavailable
+from rewardserve.service.metrics import ServiceMetrics
+
+logger = logging.getLogger(__name__)
+
+RunBatch = Callable[[Sequence[Encoded]], np.ndarray]
+
+
+@dataclass(slots=True, eq=False)  # identity, not field, equality: items hold arrays
+class _Pending:
+    item: Encoded
+    future: asyncio.Future
+    enqueued: float  # time.monotonic()
+    deadline: float  # time.monotonic() by which the item must have run; inf for none
+
+
+_STOP = object()  # sentinel: no item follows it; the loop drains what precedes and exits
+
+
+class Batcher:
+    """Collects items from concurrent requests into length-grouped batches for one model.
+
+    Example::
+
+        batcher = Batcher("hh", runner.run, metrics, max_batch_items=64, max_batch_tokens=16384,
+                          max_wait_ms=5, max_queue_items=4096)
+        batcher.start()
+        futures = batcher.submit(encoded_items, deadline=time.monotonic() + 10)
+        rows = await asyncio.gather(*futures)  # one logits row per item
+        await batcher.stop()                   # runs what was accepted, then returns
+    """
+
+    def __init__(
+        self,
+        name: str,
+        run_batch: RunBatch,
+        metrics: ServiceMetrics,
+        *,
+        max_batch_items: int,
+        max_batch_tokens: int,
+        max_wait_ms: float,
+        max_queue_items: int,
+        workers: int = 1,
+    ):
+        self.name = name
+        self.run_batch = run_batch
+        self._metrics = metrics
+        self.max_batch_items = max_batch_items
+        self.max_batch_tokens = max_batch_tokens
+        self.max_wait_s = max_wait_ms / 1000.0
+        self.max_queue_items = max_queue_items
+        self._executor = ThreadPoolExecutor(workers, thread_name_prefix=f"infer-{name}")
+        self._slots = asyncio.Semaphore(workers)  # batches in flight; the rest wait and grow
+        self._queue: deque = deque()
+        self._queued_tokens = 0
+        self._wakeup = asyncio.Event()
+        self._closed = False
+        self._task: asyncio.Task | None = None
+        self._running: set[asyncio.Task] = set()
+        metrics.queue_depth.labels(name).set_function(lambda: self.depth)
+
+    @property
+    def depth(self) -> int:
+        """Items waiting (cancelled ones included until the loop skips them)."""
+        return len(self._queue) - (1 if self._queue and self._queue[-1] is _STOP else 0)
+
+    def start(self) -> None:
+        """Start the background task (call from the event loop)."""
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name=f"batcher-{self.name}")
+        self._task.add_done_callback(self._on_loop_end)
+
+    def _on_loop_end(self, task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self._closed = True  # new requests get UNAVAILABLE instead of waiting for nothing
+            logger.critical("batcher %s died", self.name, exc_info=task.exception())
+            for p in self._queue:
+                if p is not _STOP and not p.future.done():
+                    p.future.set_exception(Unavailable(f"model {self.name}: batcher stopped"))
+
+    def check_room(self, count: int) -> None:
+        """Raise Unavailable when stopping, QueueFull when ``count`` more items do not fit now."""
+        if self._closed:
+            raise Unavailable(f"model {self.name} is shutting down")
+        if self.depth + count > self.max_queue_items:
+            raise QueueFull(
+                f"model {self.name}: queue full ({self.depth} items waiting, limit {self.max_queue_items}); retry later"
+            )
+
+    def submit(self, items: Sequence[Encoded], deadline: float = math.inf) -> list[asyncio.Future]:
+        """Queue items; return one future per item resolving to its logits row (np.ndarray)."""
+        self.check_room(len(items))
+        loop = asyncio.get_running_loop()
+        now = time.monotonic()
+        futures = [loop.create_future() for _ in items]  # before enqueueing: nothing can miss its result
+        self._queue.extend(_Pending(it, f, now, deadline) for it, f in zip(items, futures, strict=True))
+        self._queued_tokens += sum(it.num_tokens for it in items)
+        self._wakeup.set()
+        return futures
+
+    async def stop(self) -> None:
+        """Refuse new items, run every accepted one, and wait for the loop to end."""
+        if self._task is None or self._closed:
+            return
+        self._closed = True
+        self._queue.append(_STOP)
+        self._wakeup.set()
+        await self._task
+        self._executor.shutdown(wait=True)
+
+    # ------------------------------------------------------------------ loop
+    async def _loop(self) -> None:
+        while True:
+            await self._wait_for(lambda: bool(self._queue))
+            if self._queue[0] is _STOP:
+                break
+            await self._slots.acquire()
+            await self._wait_until_full()
+            batch = self._take_batch()
+            if not batch:
+                self._slots.release()
+                continue
+            task = asyncio.get_running_loop().create_task(self._run(batch))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+        if self._running:
+            await asyncio.wait(set(self._running))
+        logger.debug("batcher %s stopped", self.name)
+
+    async def _wait_for(self, ready: Callable[[], bool], timeout: float | None = None) -> bool:
+        while not ready():
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), timeout)
+            except TimeoutError:
+                return False
+        return True
+
+    async def _wait_until_full(self) -> None:
+        """Wait until a full batch is queued, the oldest item's max wait is over, or stopping."""
+
+        def full() -> bool:
+            stopping = self._queue[-1] is _STOP
+            return stopping or self.depth >= self.max_batch_items or self._queued_tokens >= self.max_batch_tokens
+
+        remaining = self._queue[0].enqueued + self.max_wait_s - time.monotonic()
+        if remaining > 0:
+            await self._wait_for(full, remaining)
+
+    def _take_batch(self) -> list[_Pending]:
+        """Drop cancelled and expired items; remove and return the next batch."""
+        now = time.monotonic()
+        stopping = self._queue[-1] is _STOP
+        live: list[_Pending] = []
+        for p in self._queue:
+            if p is _STOP:
+                continue
+            if p.future.done():  # cancelled by its request
+                self._metrics.dropped.labels(self.name, "cancelled").inc()
+            elif p.deadline <= now:
+                p.future.set_exception(DeadlineExpired(f"deadline passed after {now - p.enqueued:.3f}s in queue"))
+                self._metrics.dropped.labels(self.name, "expired").inc()
+            else:
+                live.append(p)
+        batch = self._around_oldest(live) if live else []
+        chosen = {id(p) for p in batch}
+        rest = [p for p in live if id(p) not in chosen]  # FIFO order kept: rest[0] is next anchor
+        self._queue = deque(rest + ([_STOP] if stopping else []))
+        self._queued_tokens = sum(p.item.num_tokens for p in rest)
+        return batch
+
+    def _around_oldest(self, live: list[_Pending]) -> list[_Pending]:
+        """Build a batch holding the oldest item and its nearest neighbours in length."""
+        order = sorted(live, key=lambda p: p.item.num_tokens)
+        anchor = order.index(live[0])
+        lo = hi = anchor
+        width = live[0].item.num_tokens
+        while hi - lo + 1 < self.max_batch_items:
+            count = hi - lo + 2
+            left = order[lo - 1] if lo > 0 else None  # shorter: never widens the batch
+            right = order[hi + 1] if hi + 1 < len(order) else None
+            fits_left = left is not None and count * width <= self.max_batch_tokens
+            fits_right = right is not None and count * max(width, right.item.num_tokens) <= self.max_batch_tokens
+            if fits_left and (not fits_right or width - left.item.num_tokens <= right.item.num_tokens - width):
+                lo -= 1
+            elif fits_right:
+                hi += 1
+                width = max(width, right.item.num_tokens)
+            else:
+                break
+        return order[lo : hi + 1]
+
+    async def _run(self, batch: list[_Pending]) -> None:
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        for p in batch:
+            self._metrics.queue_wait.labels(self.name).observe(started - p.enqueued)
+        items = [p.item for p in batch]
+        self._metrics.batches_in_flight.labels(self.name).inc()
+        try:
+            logits, seconds = await loop.run_in_executor(self._executor, _timed, self.run_batch, items)
+            if len(logits) != len(batch):
+                raise RuntimeError(f"runner returned {len(logits)} rows for a batch of {len(batch)} items")
+        except Exception as e:
+            logger.error("batch of %d items failed on model %s", len(batch), self.name, exc_info=e)
+            for p in batch:
+                if not p.future.done():
+                    p.future.set_exception(e)
+            return
+        finally:
+            self._metrics.batches_in_flight.labels(self.name).dec()
+            self._slots.release()
+        real = sum(it.num_tokens for it in items)
+        padded = len(items) * max(it.num_tokens for it in items)
+        self._metrics.observe_batch(self.name, len(items), real, padded, seconds)
+        for p, row in zip(batch, logits, strict=True):
+            if not p.future.done():
+                p.future.set_result(row)
+
+
+def _timed(fn: RunBatch, items: Sequence[Encoded]) -> tuple[np.ndarray, float]:
+    start = time.perf_counter()
+    out = fn(items)
+    return out, time.perf_counter() - start
