@@ -13,6 +13,12 @@ class ServiceError(Exception):
 
     code = "INTERNAL"  # the name of a grpc.StatusCode
 
+    def __init__(self, message: str = "", *, retry_after_s: float | None = None):
+        super().__init__(message)
+        # Back-pressure: when known, how long until a retry can succeed (HTTP Retry-After,
+        # gRPC grpc-retry-pushback-ms); None when the server cannot tell.
+        self.retry_after_s = retry_after_s
+
 
 class InvalidArgument(ServiceError, ValueError):
     """Bad input; the message names the field and item index (``items[3].text: empty``)."""

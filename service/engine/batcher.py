@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from rewardserve.service.domain import Encoded
+from rewardserve.service.engine.drain import DrainMeter
 from rewardserve.service.errors import DeadlineExpired, QueueFull, Unavailable
 from rewardserve.service.metrics import ServiceMetrics
 
@@ -81,6 +82,7 @@ class Batcher:
         self._closed = False
         self._task: asyncio.Task | None = None
         self._running: set[asyncio.Task] = set()
+        self.drain = DrainMeter()  # items/s finished: back-pressure answers say when to come back
         metrics.queue_depth.labels(name).set_function(lambda: self.depth)
 
     @property
@@ -107,8 +109,13 @@ class Batcher:
             raise Unavailable(f"model {self.name} is shutting down")
         if self.depth + count > self.max_queue_items:
             raise QueueFull(
-                f"model {self.name}: queue full ({self.depth} items waiting, limit {self.max_queue_items}); retry later"
+                f"model {self.name}: queue full ({self.depth} items waiting, limit {self.max_queue_items}); retry later",
+                retry_after_s=self.retry_after_s(),
             )
+
+    def retry_after_s(self) -> float | None:
+        """Seconds until the items waiting now have run, at the measured drain rate (None: no batch yet)."""
+        return self.drain.seconds_to_drain(self.depth)
 
     def submit(self, items: Sequence[Encoded], deadline: float = math.inf) -> list[asyncio.Future]:
         """Queue items; return one future per item resolving to its logits row (np.ndarray)."""
@@ -236,6 +243,7 @@ class Batcher:
         real = sum(it.num_tokens for it in items)
         padded = len(items) * max(it.num_tokens for it in items)
         self._metrics.observe_batch(self.name, len(items), real, padded, seconds)
+        self.drain.record(len(items), started)
         for p, row in zip(batch, logits, strict=True):
             if not p.future.done():
                 p.future.set_result(row)
