@@ -25,8 +25,8 @@ from collections.abc import Iterable
 import grpc
 from rewardserve.service.config import ServiceConfig
 from rewardserve.service.credential_files import check_token, read_token_file
-from rewardserve.service.edge.status import http_status_for, status_for
-from rewardserve.service.errors import Overloaded, ServiceError, Unauthenticated
+from rewardserve.service.edge.status import CallLimit, http_status_for, status_for
+from rewardserve.service.errors import ServiceError, Unauthenticated
 from rewardserve.service.metrics import ServiceMetrics
 
 logger = logging.getLogger(__name__)
@@ -50,15 +50,16 @@ def load_tokens(config: ServiceConfig) -> tuple[str, ...]:
 
 
 class Guard:
-    """Checks a call's ``authorization`` value and admits it under the concurrency limit.
+    """Bearer tokens (checked in constant time) and the shared :class:`CallLimit`.
 
-    Every endpoint runs on one event loop, so the in-flight counter needs no lock.
+    gRPC: :class:`GuardInterceptor` authenticates (installed only when tokens are required); the
+    limit is taken in :func:`~rewardserve.service.edge.status.grpc_errors`. HTTP:
+    :func:`http_middleware` does both.
     """
 
-    def __init__(self, tokens: Iterable[str], max_concurrent: int, metrics: ServiceMetrics):
+    def __init__(self, tokens: Iterable[str], limit: CallLimit, metrics: ServiceMetrics):
         self._tokens = tuple(t.encode() for t in tokens)
-        self.max_concurrent = max_concurrent
-        self.active = 0
+        self.limit = limit
         self.metrics = metrics
 
     @property
@@ -85,23 +86,6 @@ class Guard:
             problem = "invalid bearer token"
         self.metrics.rejected.labels(protocol, "unauthenticated").inc()
         raise Unauthenticated(problem)
-
-    def acquire(self, protocol: str) -> None:
-        """Count a call in, or raise Overloaded when ``max_concurrent`` are in progress."""
-        if self.active >= self.max_concurrent:
-            self.metrics.rejected.labels(protocol, "overloaded").inc()
-            raise Overloaded(f"server busy: {self.active} requests in progress, at most {self.max_concurrent} "
-                             "(max_concurrent_requests); retry later or on another replica")
-        self.active += 1
-
-    def release(self) -> None:
-        """Count a call out."""
-        self.active -= 1
-
-    def admit(self, protocol: str, authorization: str | None) -> None:
-        """Authenticate, then acquire."""
-        self.authenticate(protocol, authorization)
-        self.acquire(protocol)
 
 
 _FACTORIES = {
@@ -139,7 +123,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
 
         async def admit(context) -> None:
             try:
-                guard.admit("grpc", authorization)
+                guard.authenticate("grpc", authorization)
             except ServiceError as e:
                 await context.abort(*status_for(e))
 
@@ -147,22 +131,16 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
 
             async def guarded_stream(request, context):
                 await admit(context)
-                try:
-                    async for response in behavior(request, context):
-                        yield response
-                finally:
-                    guard.release()
+                async for response in behavior(request, context):
+                    yield response
 
             guarded = guarded_stream
         else:
 
             async def guarded_call(request, context):
                 await admit(context)
-                try:
-                    result = behavior(request, context)
-                    return await result if inspect.isawaitable(result) else result
-                finally:
-                    guard.release()
+                result = behavior(request, context)
+                return await result if inspect.isawaitable(result) else result
 
             guarded = guarded_call
         return factory(guarded, request_deserializer=handler.request_deserializer,
@@ -183,7 +161,7 @@ def http_middleware(guard: Guard, limit_concurrency: bool = True, open_paths=OPE
         try:
             guard.authenticate("http", request.headers.get("Authorization"))
             if limit_concurrency:
-                guard.acquire("http")
+                guard.limit.acquire("http")
         except ServiceError as e:
             status, message = http_status_for(e)
             headers = {"WWW-Authenticate": "Bearer"} if isinstance(e, Unauthenticated) else None
@@ -192,6 +170,6 @@ def http_middleware(guard: Guard, limit_concurrency: bool = True, open_paths=OPE
             return await handler(request)
         finally:
             if limit_concurrency:
-                guard.release()
+                guard.limit.release()
 
     return guard_middleware

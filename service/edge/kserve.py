@@ -62,6 +62,11 @@ class KServeServicer(grpc_predict_v2_pb2_grpc.GRPCInferenceServiceServicer):
         self.config = core.config
         self.metrics = core.metrics
 
+    @property
+    def limit(self):
+        """The native servicer's concurrency limit: one count for every protocol."""
+        return self.core.limit
+
     @grpc_errors("ServerLive")
     async def ServerLive(self, request, context):
         return pb.ServerLiveResponse(live=True)  # answering at all is being live

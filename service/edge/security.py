@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import grpc
 from rewardserve.service.config import ServiceConfig
 from rewardserve.service.edge.auth import Guard, GuardInterceptor, http_middleware, load_tokens
+from rewardserve.service.edge.status import CallLimit
 from rewardserve.service.edge.tls import ServerTLS
 from rewardserve.service.metrics import ServiceMetrics
 
@@ -53,7 +54,7 @@ class Security:
     def load(cls, config: ServiceConfig, metrics: ServiceMetrics) -> Security:
         """Read and check the TLS and token files; raise ValueError naming a bad one."""
         tls = ServerTLS.load(config)
-        guard = Guard(load_tokens(config), config.max_concurrent_requests, metrics)
+        guard = Guard(load_tokens(config), CallLimit(config.max_concurrent_requests, metrics), metrics)
         return cls(tls, guard, config.max_request_bytes)
 
     @property
@@ -62,8 +63,12 @@ class Security:
         return None if self.tls is None else self.tls.ssl_context
 
     def interceptors(self) -> list[grpc.aio.ServerInterceptor]:
-        """The gRPC server's interceptors: one guard for every service but health."""
-        return [GuardInterceptor(self.guard)]
+        """The gRPC server's interceptors: with tokens, one that authenticates every service but health.
+
+        None without tokens: the concurrency limit is taken by each method's wrapper, so the
+        default path has no interceptor (one costs a wrapped handler per call).
+        """
+        return [GuardInterceptor(self.guard)] if self.guard.auth_required else []
 
     def grpc_options(self) -> list[tuple[str, int]]:
         """gRPC server options; larger messages fail with RESOURCE_EXHAUSTED from gRPC itself."""

@@ -72,6 +72,7 @@ class RewardServer:
     async def start(self) -> None:
         """Listen on the gRPC, metrics and HTTP ports and start loading the models."""
         self.security = security = Security.load(self.config, self.metrics)
+        self.servicer.limit = security.guard.limit  # max_concurrent_requests, shared with HTTP
         server = grpc.aio.server(interceptors=security.interceptors(), options=security.grpc_options())
         # Undecodable requests reach the servicer and get INVALID_ARGUMENT (not UNKNOWN).
         add_servicer(self.servicer, server, reward_pb2.DESCRIPTOR.services_by_name["RewardService"])

@@ -13,7 +13,7 @@ import grpc
 from rewardserve.service import domain
 from rewardserve.service.config import ServiceConfig
 from rewardserve.service.edge import convert
-from rewardserve.service.edge.status import grpc_errors
+from rewardserve.service.edge.status import CallLimit, grpc_errors
 from rewardserve.service.engine.models import ModelRegistry
 from rewardserve.service.errors import Unavailable
 from rewardserve.service.metrics import ServiceMetrics
@@ -47,6 +47,7 @@ class RewardServicer(reward_pb2_grpc.RewardServiceServicer):
         self.metrics = metrics
         self.registry: ModelRegistry | None = None  # set once every model is loaded and warm
         self.draining = False
+        self.limit: CallLimit | None = None  # max_concurrent_requests; the server sets it
 
     def models(self) -> ModelRegistry:
         """The loaded models; Unavailable while they load or the server drains (every protocol asks here)."""

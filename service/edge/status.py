@@ -17,9 +17,36 @@ from collections.abc import Callable
 
 import grpc
 from rewardserve.service.edge.convert import Undecodable
-from rewardserve.service.errors import InvalidArgument, ServiceError
+from rewardserve.service.errors import InvalidArgument, Overloaded, ServiceError
+from rewardserve.service.metrics import ServiceMetrics
 
 logger = logging.getLogger(__name__)
+
+class CallLimit:
+    """``max_concurrent_requests``: calls in progress across gRPC and HTTP; more are refused.
+
+    Every endpoint runs on one event loop, so the counter needs no lock. gRPC methods acquire it
+    in :func:`grpc_errors` (no interceptor on the default path), HTTP handlers in the auth
+    middleware; health and ``/metrics`` are never limited.
+    """
+
+    def __init__(self, max_concurrent: int, metrics: ServiceMetrics):
+        self.max_concurrent = max_concurrent
+        self.active = 0
+        self.metrics = metrics
+
+    def acquire(self, protocol: str) -> None:
+        """Count a call in, or raise Overloaded when ``max_concurrent`` are in progress."""
+        if self.active >= self.max_concurrent:
+            self.metrics.rejected.labels(protocol, "overloaded").inc()
+            raise Overloaded(f"server busy: {self.active} requests in progress, at most {self.max_concurrent} "
+                             "(max_concurrent_requests); retry later or on another replica")
+        self.active += 1
+
+    def release(self) -> None:
+        """Count a call out."""
+        self.active -= 1
+
 
 GENERIC_INTERNAL = "internal error (see server log)"
 
@@ -93,7 +120,8 @@ def grpc_errors(method: str, model_of: Callable[[object, object], str] | None = 
     """Decorate a servicer method: map exceptions to statuses and record request metrics.
 
     ``model_of(servicer, request)`` names the model for the metric label (unary methods); the
-    servicer instance must have ``metrics`` (a :class:`service.metrics.ServiceMetrics`).
+    servicer instance must have ``metrics`` (a :class:`ServiceMetrics`) and ``limit`` (a
+    :class:`CallLimit`, or None for no limit): a call over the limit is RESOURCE_EXHAUSTED.
     """
 
     def decorate(fn):
@@ -108,14 +136,19 @@ def grpc_errors(method: str, model_of: Callable[[object, object], str] | None = 
 
             @functools.wraps(fn)
             async def stream_wrapper(self, request_iterator, context):
-                start, exc = time.perf_counter(), None
+                start, exc, limit = time.perf_counter(), None, None
                 self.metrics.in_flight.labels(method).inc()
                 try:
+                    if self.limit is not None:
+                        self.limit.acquire("grpc")
+                        limit = self.limit
                     async for response in fn(self, _decoded(request_iterator), context):
                         yield response
                 except (Exception, asyncio.CancelledError) as e:
                     exc = e
                 finally:
+                    if limit is not None:
+                        limit.release()
                     self.metrics.in_flight.labels(method).dec()
                     code = finish(self, context, "", start, exc)
                 if exc is not None:
@@ -125,17 +158,22 @@ def grpc_errors(method: str, model_of: Callable[[object, object], str] | None = 
 
         @functools.wraps(fn)
         async def unary_wrapper(self, request, context):
-            start, exc = time.perf_counter(), None
+            start, exc, limit = time.perf_counter(), None, None
             undecodable = isinstance(request, Undecodable)
             model = model_of(self, request) if model_of and not undecodable else ""
             self.metrics.in_flight.labels(method).inc()
             try:
+                if self.limit is not None:
+                    self.limit.acquire("grpc")
+                    limit = self.limit
                 if undecodable:
                     raise InvalidArgument(request.describe())
                 return await fn(self, request, context)
             except (Exception, asyncio.CancelledError) as e:
                 exc = e
             finally:
+                if limit is not None:
+                    limit.release()
                 self.metrics.in_flight.labels(method).dec()
                 code = finish(self, context, model, start, exc)
             await _abort(context, exc, code)

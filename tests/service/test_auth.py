@@ -8,6 +8,7 @@ import pytest
 from rewardserve.service.config import ModelSource, ServiceConfig
 from rewardserve.service.edge.auth import Guard, load_tokens
 from rewardserve.service.edge.security import Security, is_loopback
+from rewardserve.service.edge.status import CallLimit
 from rewardserve.service.edge.tls import ServerTLS
 from rewardserve.service.errors import Overloaded, Unauthenticated
 from rewardserve.service.metrics import ServiceMetrics
@@ -56,7 +57,8 @@ def test_token_comes_from_env_never_a_flag_and_is_not_printed():
 
 
 def test_guard_checks_the_authorization_value():
-    guard = Guard([SECRET, "other-token-0123456789"], max_concurrent=1, metrics=ServiceMetrics())
+    metrics = ServiceMetrics()
+    guard = Guard([SECRET, "other-token-0123456789"], CallLimit(1, metrics), metrics)
     for good in (f"Bearer {SECRET}", f"bearer {SECRET}", "Bearer other-token-0123456789"):
         guard.authenticate("grpc", good)
     for bad, message in [(None, "missing 'authorization: Bearer <token>'"),
@@ -70,12 +72,14 @@ def test_guard_checks_the_authorization_value():
 
 
 def test_guard_without_tokens_lets_everyone_in_but_still_limits():
-    guard = Guard([], max_concurrent=1, metrics=ServiceMetrics())
-    guard.admit("grpc", None)
+    metrics = ServiceMetrics()
+    guard = Guard([], CallLimit(1, metrics), metrics)
+    guard.authenticate("grpc", None)
+    guard.limit.acquire("grpc")
     with pytest.raises(Overloaded, match=r"at most 1 \(max_concurrent_requests\)"):
-        guard.admit("grpc", None)
-    guard.release()
-    guard.admit("grpc", None)
+        guard.limit.acquire("grpc")
+    guard.limit.release()
+    guard.limit.acquire("grpc")
 
 
 def test_loopback():
@@ -86,9 +90,9 @@ def test_loopback():
 def test_binding_beyond_loopback_warns_without_tls_or_tokens(tmp_path, caplog):
     pki = make_pki(tmp_path)
     tls = ServerTLS.load(config(tls_cert_file=pki.server.cert, tls_key_file=pki.server.key))
-    plain = Security(None, Guard([], 8, ServiceMetrics()), 1024)
-    tokens_only = Security(None, Guard([SECRET], 8, ServiceMetrics()), 1024)
-    both = Security(tls, Guard([SECRET], 8, ServiceMetrics()), 1024)
+    plain = Security(None, Guard([], CallLimit(8, ServiceMetrics()), ServiceMetrics()), 1024)
+    tokens_only = Security(None, Guard([SECRET], CallLimit(8, ServiceMetrics()), ServiceMetrics()), 1024)
+    both = Security(tls, Guard([SECRET], CallLimit(8, ServiceMetrics()), ServiceMetrics()), 1024)
     with caplog.at_level(logging.WARNING, logger="rewardserve.service.edge.security"):
         plain.warn_if_exposed("gRPC", "127.0.0.1", 50051)
         both.warn_if_exposed("gRPC", "0.0.0.0", 50051)

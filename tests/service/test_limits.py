@@ -136,7 +136,7 @@ async def test_concurrent_calls_limit(limited):
     async with grpc.aio.insecure_channel(limited.target) as channel:
         stub = reward_pb2_grpc.RewardServiceStub(channel)
         streams = [stub.ScoreStream(no_requests_until_released(), timeout=30) for _ in range(MAX_CALLS)]
-        await wait_for(lambda: guard.active == MAX_CALLS)  # both streams admitted and held open
+        await wait_for(lambda: guard.limit.active == MAX_CALLS)  # both streams admitted and held open
         with pytest.raises(grpc.aio.AioRpcError) as e:
             await stub.Score(texts("one too many"), timeout=10)
         assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -151,7 +151,7 @@ async def test_concurrent_calls_limit(limited):
         release.set()
         for call in streams:
             assert [r async for r in call] == []
-        await wait_for(lambda: guard.active == 0)  # slots are given back
+        await wait_for(lambda: guard.limit.active == 0)  # slots are given back
         assert len((await stub.Score(texts("room again"), timeout=10)).scores) == 1
         assert (await asyncio.to_thread(post_get_reward, limited.server.http_port))[0] == 200
 
