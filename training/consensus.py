@@ -29,8 +29,8 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
+from rewardserve.training.groups import PreferenceGroup
 from rewardserve.training.judgements import JudgedItem
-from rewardserve.training.preferences import PreferenceGroup
 from rewardserve.training.records import LoadReport
 
 DEFAULT_PRIOR = 1.0  # pseudo-votes per pair, split evenly: 0.5 for each side

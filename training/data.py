@@ -6,6 +6,7 @@ sees exactly what the service will format at request time. The code lives in one
 concern; this module re-exports the public names the rest of rewardserve imports:
 
 * :mod:`~rewardserve.training.records`: reading JSONL/CSV/``hf:`` records, ``DataError``, ``LoadReport``;
+* :mod:`~rewardserve.training.groups`: ``PreferenceGroup``, the unit of preference training;
 * :mod:`~rewardserve.training.preferences`: pairs, HH dialogues, conversations, rankings;
 * :mod:`~rewardserve.training.judgements` and :mod:`~rewardserve.training.consensus`: several
   labellers' judgements and the consensus that turns them into training pairs;
@@ -22,11 +23,10 @@ from rewardserve.training.classification import (
     parse_label_votes,
     parse_votes,
 )
+from rewardserve.training.groups import PreferenceGroup, flatten_pairs
 from rewardserve.training.preferences import (
     HH_ASSISTANT,
-    PreferenceGroup,
     TextFormatter,
-    flatten_pairs,
     load_preferences,
     ranking_to_pairs,
     split_dialogue_pair,

@@ -21,41 +21,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rewardserve.training.judgements import is_judgement_record
+from rewardserve.training.consensus import consensus_groups
+from rewardserve.training.groups import PreferenceGroup
+from rewardserve.training.judgements import (
+    JudgementCollector,
+    is_judgement_record,
+    pair_judgements,
+    ranking_judgements,
+)
 from rewardserve.training.records import DataError, LoadReport, read_records
 from rewardserve.training.records import text_field as _text
 
 from rewardserve.formatting import FormatError, Message, format_pair, render_chat
 
 HH_ASSISTANT = "\n\nAssistant:"
-
-
-@dataclass(frozen=True)
-class PreferenceGroup:
-    """Texts for one prompt and the comparisons among them.
-
-    ``pairs`` holds (better, worse) indices into ``texts``; a plain preference pair is a group
-    of two texts with the single comparison (0, 1). Rankings keep all K completions of a prompt
-    in one group, so each completion is scored once (InstructGPT-style training).
-
-    Several labellers' judgements add, per pair, ``targets`` (the probability p that the first
-    text is better: 1 for a hard label, the vote share for soft consensus) and ``weights``
-    (the pair's weight in the loss). Empty means 1 for every pair.
-    """
-
-    texts: tuple[str, ...]
-    pairs: tuple[tuple[int, int], ...]
-    margins: tuple[float, ...]
-    targets: tuple[float, ...] = ()
-    weights: tuple[float, ...] = ()
-
-    def pair_targets(self) -> tuple[float, ...]:
-        """p per pair (1.0 where no soft target was given)."""
-        return self.targets or (1.0,) * len(self.pairs)
-
-    def pair_weights(self) -> tuple[float, ...]:
-        """Loss weight per pair (1.0 where none was given)."""
-        return self.weights or (1.0,) * len(self.pairs)
 
 
 def split_dialogue_pair(chosen: str, rejected: str) -> tuple[str, str, str]:
@@ -136,10 +115,6 @@ def load_preferences(
     :mod:`rewardserve.training.consensus`). With ``skip_invalid`` a bad record is skipped and
     counted instead of raising.
     """
-    # Imported here: both modules build on this one's record parsing.
-    from rewardserve.training.consensus import consensus_groups
-    from rewardserve.training.judgements import JudgementCollector
-
     groups: list[PreferenceGroup] = []
     report = LoadReport()
     judged = JudgementCollector()
@@ -168,8 +143,6 @@ def load_preferences(
 
 def load_judged_items(source: str | Path, fmt: TextFormatter, skip_invalid: bool = False):
     """Read only the several-labeller records of a file, as judged items (for agreement statistics)."""
-    from rewardserve.training.judgements import JudgementCollector
-
     report, judged = LoadReport(), JudgementCollector()
     for src, line, rec in read_records(source):
         where = f"{src}:{line}"
@@ -187,9 +160,8 @@ def load_judged_items(source: str | Path, fmt: TextFormatter, skip_invalid: bool
     return judged.items, report
 
 
-def _collect(rec: dict[str, Any], where: str, fmt: TextFormatter, judged, consensus: str, report: LoadReport) -> None:
-    from rewardserve.training.judgements import pair_judgements, ranking_judgements
-
+def _collect(rec: dict[str, Any], where: str, fmt: TextFormatter, judged: JudgementCollector, consensus: str,
+             report: LoadReport) -> None:
     margin = _margin(rec, where)
     if margin and str(getattr(consensus, "value", consensus)) == "soft":
         raise DataError(f"{where}: field 'margin' cannot be combined with --consensus soft "
@@ -280,14 +252,3 @@ def _ranking_texts(rec: dict[str, Any], where: str, fmt: TextFormatter) -> tuple
     if len(set(texts)) != len(texts):
         raise DataError(f"{where}: field 'completions' holds the same completion twice")
     return tuple(texts)
-
-
-def flatten_pairs(groups: list[PreferenceGroup]) -> list[PreferenceGroup]:
-    """Split groups into one group per comparison (standard pairwise training)."""
-    out = []
-    for g in groups:
-        for (i, j), m, p, w in zip(g.pairs, g.margins, g.pair_targets(), g.pair_weights(), strict=True):
-            out.append(PreferenceGroup((g.texts[i], g.texts[j]), ((0, 1),), (m,), (p,), (w,)))
-    return out
-
-
