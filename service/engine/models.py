@@ -28,7 +28,7 @@ from rewardserve.service.metrics import ServiceMetrics
 from rewardserve.bundle import BundleError, RewardSpec
 from rewardserve.enums import Precision, Truncation
 from rewardserve.formatting import FormatError, Item, format_item
-from rewardserve.manifest import MANIFEST_FILE, Manifest, VariantInfo
+from rewardserve.manifest import MANIFEST_FILE, Manifest, VariantInfo, check_spec_hash
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +105,8 @@ class ScoringModel:
         manifest_path = directory / MANIFEST_FILE
         encoder = TextEncoder.from_file(directory / TOKENIZER_FILE, spec.max_length)
         check_sha256(directory / TOKENIZER_FILE, manifest.tokenizer_sha256, manifest_path)
+        if (warning := check_spec_hash(directory, manifest)) is not None:  # old bundles: load, but say so
+            logger.warning("model %s: %s", source.name, warning)
         workers, threads = config.threading(provider)
         backend = open_backend(variant.path(directory), provider, threads)
         check_sha256(variant.path(directory), variant.sha256, manifest_path)  # after: garbage fails to parse first

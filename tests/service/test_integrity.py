@@ -69,3 +69,24 @@ def test_tokenizer_larger_than_the_embedding_is_refused(bundles, tmp_path, name)
     assert f"tokenizer.json: does not match the model model_fp32.onnx: the tokenizer's token id {vocab + 2}" \
         in str(e.value)
     assert "outside the model's embedding table" in str(e.value)
+
+
+def test_edited_reward_json_fails_the_hash(bundles, tmp_path):
+    """Swapping the reward label after export would silently flip every reward: refused at load."""
+    bundle = shutil.copytree(bundles["classifier"], tmp_path / "b")
+    spec = json.loads((bundle / "reward.json").read_text())
+    labels = list(spec["id2label"].values()) if isinstance(spec["id2label"], dict) else spec["id2label"]
+    spec["reward_label"] = next(label for label in labels if label != spec["reward_label"])
+    (bundle / "reward.json").write_text(json.dumps(spec))
+    with pytest.raises(BundleError, match=r"reward.json: sha256 .* does not match .*manifest.json"):
+        load(bundle)
+
+
+def test_bundle_without_the_reward_hash_loads_with_a_warning(bundles, tmp_path, caplog):
+    bundle = shutil.copytree(bundles["classifier"], tmp_path / "b")
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest.pop("reward_sha256")  # exported before reward.json was hashed
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    with caplog.at_level("WARNING", logger="rewardserve.service.engine.models"):
+        assert load(bundle).get("").name == "classifier"
+    assert "no reward_sha256 recorded" in caplog.text
