@@ -17,6 +17,7 @@ from rewardserve.export.config import Tolerances
 from rewardserve.export.onnx_export import SourceModel
 from rewardserve.export.texts import ParityTexts
 
+from rewardserve.activations import sigmoid, softmax
 from rewardserve.enums import ModelKind, Precision
 
 logger = logging.getLogger(__name__)
@@ -87,14 +88,14 @@ def compare(reference: dict[str, np.ndarray], actual: dict[str, np.ndarray], kin
     diff = np.abs(np.nan_to_num(got, nan=np.inf) - ref)
     reward_diff = diff[:, reward_index]
     if kind is ModelKind.pairwise:
-        prob_diff = np.abs(_sigmoid(got) - _sigmoid(ref))
+        prob_diff = np.abs(sigmoid(got) - sigmoid(ref))
         agreement = float(np.mean([_ordering_agreement(reference[k], actual[k], reward_index) for k in reference]))
         agreement_metric = "pairwise_ordering_agreement"
         extra = {**_flip_margins(reference, actual, reward_index),
                  "max_abs_pair_prob_diff": _pair_prob_diff(reference, actual, reward_index)}
         prob_metric = "max_abs_pair_prob_diff"
     else:
-        prob_diff = np.abs(_softmax(got) - _softmax(ref))
+        prob_diff = np.abs(softmax(got) - softmax(ref))
         agreement = float(np.mean(np.argmax(got, axis=1) == np.argmax(ref, axis=1)))
         agreement_metric = "argmax_agreement"
         extra = {}
@@ -130,7 +131,7 @@ def _pair_prob_diff(reference: dict, actual: dict, idx: int) -> float:
         n = len(reference[k]) - len(reference[k]) % 2
         r = reference[k][0:n:2, idx] - reference[k][1:n:2, idx]
         g = actual[k][0:n:2, idx] - actual[k][1:n:2, idx]
-        d = np.nan_to_num(np.abs(_sigmoid(g) - _sigmoid(r)), nan=1.0)
+        d = np.nan_to_num(np.abs(sigmoid(g) - sigmoid(r)), nan=1.0)
         worst = max(worst, float(d.max()) if len(d) else 0.0)
     return worst
 
@@ -150,15 +151,6 @@ def _flip_margins(reference: dict, actual: dict, idx: int) -> dict[str, float]:
         "median_reference_pair_margin": float(np.median(margins)) if len(margins) else 0.0,
         "max_reference_margin_of_flipped_pair": float(flips.max()) if len(flips) else 0.0,
     }
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -60, 60)))
-
-
-def _softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def gate(precision: Precision, metrics: dict[str, Any], tolerances: Tolerances) -> str:
