@@ -19,6 +19,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from rewardserve.service.names import Aliases, Strip, check_names, parse_aliases, parse_strip
 from rewardserve.service.recipes import CompositeSpec, check_recipes, parse_composites
 
 from rewardserve.enums import Precision, enum_values
@@ -162,6 +163,8 @@ class ServiceConfig:
                                  "0: any free port; off (default): none", _optional_port)
     http_model: str = _opt("", "model or composite that /get_reward scores when the request names none "
                            "(empty: the default model)", str)
+    model_aliases: Aliases = _opt((), "ALIAS=NAME: HTTP model ALIAS (verl's model path) is NAME", parse_aliases)
+    http_strip: Strip = _opt((), "MODEL=STRING: cut STRING (an EOS, pad token) from MODEL's HTTP texts", parse_strip)
     composites: tuple[CompositeSpec, ...] = _opt((), "composite rewards as NAME=EXPR, e.g. "
                                                   "'safe=hh - 0.5*toxicity:toxic' (service/recipes.py)",
                                                   parse_composites)
@@ -216,6 +219,7 @@ class ServiceConfig:
             raise ValueError("tls_client_ca_file (mutual TLS) needs tls_cert_file and tls_key_file")
         check_recipes(self.composites, names)
         scorable = names + [c.name for c in self.composites]
+        check_names(self.model_aliases, self.http_strip, scorable)
         if self.http_model and self.http_model not in scorable:
             raise ValueError(f"http_model {self.http_model!r} is not a served model or composite ({scorable})")
 

@@ -26,12 +26,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     for f in fields(ServiceConfig):
         if f.metadata.get("secret"):  # e.g. auth_token: env or config file only, never in `ps`
             continue
-        flag = {"models": "--model", "composites": "--composite"}.get(f.name, "--" + f.name.replace("_", "-"))
+        flag = {"models": "--model", "composites": "--composite", "model_aliases": "--model-alias"}.get(
+            f.name, "--" + f.name.replace("_", "-"))
         kwargs: dict[str, Any] = {"dest": f.name, "default": None, "help": f.metadata["help"]}
         if f.name == "models":
             kwargs.update(action="append", metavar="NAME=DIR")
         elif f.name == "composites":
             kwargs.update(action="append", metavar="NAME=EXPR")
+        elif f.name in ("model_aliases", "http_strip"):
+            kwargs.update(action="append", metavar="ALIAS=NAME" if f.name == "model_aliases" else "MODEL=STRING")
         elif f.type == "bool":
             kwargs.update(action="store_const", const=True)
         elif f.name == "precision":
