@@ -22,16 +22,20 @@ from __future__ import annotations
 import json
 import logging
 import ssl
-import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aiohttp import web
 from rewardserve.service.config import ServiceConfig
 from rewardserve.service.domain import ItemScore, ScoreOptions
+from rewardserve.service.edge.backpressure import FAILURE, backpressure_middleware
+from rewardserve.service.edge.http_common import resolve, score_items, served_name
 from rewardserve.service.edge.servicer import RewardServicer
+from rewardserve.service.edge.sglang import SglangRoutes
 from rewardserve.service.edge.status import http_errors
-from rewardserve.service.errors import InvalidArgument
+from rewardserve.service.edge.tei import TeiRoutes
+from rewardserve.service.edge.vllm import VllmRoutes
+from rewardserve.service.errors import InvalidArgument, ServiceError
 from rewardserve.service.metrics import ServiceMetrics
 
 from rewardserve.formatting import TextItem
@@ -97,7 +101,7 @@ def reward_response_to_json(scores: Sequence[ItemScore]) -> dict:
 
 
 def _model_label(endpoint: RewardHttpApp, request: web.Request) -> str:
-    return endpoint.servicer.model_label(request.query.get("model", endpoint.config.http_model))
+    return endpoint.servicer.model_label(served_name(endpoint, request.query.get("model", "")))
 
 
 class RewardHttpApp:
@@ -120,15 +124,17 @@ class RewardHttpApp:
     async def get_reward(self, request: web.Request) -> web.Response:
         """Score each query as a text item; answer in OpenRLHF's format."""
         try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise InvalidArgument(f"body: larger than max_request_bytes ({self.config.max_request_bytes})") from None
-        query = reward_query_from_http(body, request.query, self.config.http_model,
-                                       self.config.max_items_per_request)
-        model = self.servicer.models().get(query.options.model)
-        deadline = time.monotonic() + self.config.request_timeout_s  # HTTP carries no deadline
-        scores = await model.score([TextItem(t) for t in query.texts], query.options, deadline,
-                                   name_of="body.query[{}]".format)
+            try:
+                body = await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                raise InvalidArgument(f"body: larger than max_request_bytes ({self.config.max_request_bytes})") from None
+            query = reward_query_from_http(body, request.query, "", self.config.max_items_per_request)
+            model = resolve(self, query.options.model)  # aliases too; empty: http_model
+            scores = await score_items(self, model, [TextItem(t) for t in query.texts],
+                                       replace(query.options, model=model.name), "body.query[{}]".format)
+        except ServiceError as e:
+            request[FAILURE] = e  # its Retry-After estimate, for the back-pressure middleware
+            raise
         return web.json_response(reward_response_to_json(scores))
 
     @http_errors(HEALTH)
@@ -139,9 +145,14 @@ class RewardHttpApp:
 
     def application(self, middlewares: Sequence = ()) -> web.Application:
         """The aiohttp application; ``middlewares`` run before every handler (e.g. auth)."""
-        app = web.Application(middlewares=list(middlewares), client_max_size=self.config.max_request_bytes)
+        # Back-pressure first (outermost): it adds Retry-After to every 429/503, the auth
+        # middleware's refusals included, and turns the verl routes' 429 into 503.
+        app = web.Application(middlewares=[backpressure_middleware(self.servicer), *middlewares],
+                              client_max_size=self.config.max_request_bytes)
         app.router.add_post("/get_reward", self.get_reward)
         app.router.add_get("/health", self.health)
+        for routes in (VllmRoutes, SglangRoutes, TeiRoutes):  # same registry, batchers, metrics, auth, limits
+            routes(self.servicer, self.config, self.metrics).add_to(app)
         return app
 
     async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None,
