@@ -39,6 +39,20 @@ class Precision(str, Enum):
         return self.value
 
 
+class BatcherFailurePolicy(str, Enum):
+    """What a served model whose batcher task dies does (``rewardserve serve --on-batcher-failure``).
+
+    Its health turns NOT_SERVING either way; ``restart`` starts a fresh batcher and serves again,
+    ``exit`` stops the server with exit code 1 (for a supervisor to restart).
+    """
+
+    restart = "restart"
+    exit = "exit"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 def enum_values(enum_cls: type[Enum]) -> list[str]:
     """Return the string values of an Enum, for CLI choices and error messages."""
     return [m.value for m in enum_cls]

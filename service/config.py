@@ -11,7 +11,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -19,10 +18,11 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from rewardserve.service.config_file import check_keys, load_file
 from rewardserve.service.names import Aliases, Strip, check_names, parse_aliases, parse_strip
 from rewardserve.service.recipes import CompositeSpec, check_recipes, parse_composites
 
-from rewardserve.enums import Precision, enum_values
+from rewardserve.enums import BatcherFailurePolicy, Precision, enum_values
 
 ENV_PREFIX = "REWARDSERVE_"
 
@@ -49,6 +49,9 @@ class ModelErrorPolicy(str, Enum):
         return self.value
 
 
+# Auto hold of a partial batch (max_wait_ms): on CPU, batches grow by themselves while every
+# inference worker is busy, and holding an idle worker only adds latency; a GPU gains from a few ms.
+AUTO_WAIT_MS = {"cpu": 0.0, "cuda": 5.0}
 # Auto token budget per batch (raised to max_length). On CPU, batching buys nothing for long
 # texts (inference is compute-bound: offline MiniLM fp32 ran 25 items/s at batch 1, 19 at batch
 # 64) while padding costs a lot; a small budget still groups short texts. Measured with MiniLM on
@@ -106,6 +109,10 @@ def _precision(value: Any) -> Precision | None:
     return None if str(value) == "auto" else Precision(str(value))
 
 
+def _optional_ms(value: Any) -> float | None:
+    return None if str(value).strip().lower() in ("auto", "") else float(value)
+
+
 def _optional_port(value: Any) -> int | None:
     if value is None or str(value).lower() in ("none", "off", ""):
         return None
@@ -146,7 +153,10 @@ class ServiceConfig:
     max_batch_tokens: int = _opt(0, "most padded tokens (items x longest) in one batch; 0: auto, "
                                  f"{AUTO_BATCH_TOKENS['cuda']} on CUDA, {AUTO_BATCH_TOKENS['cpu']} on CPU "
                                  "(at least max_length)", int)
-    max_wait_ms: float = _opt(5.0, "longest an item waits for a batch to fill, in ms", float)
+    max_wait_ms: float | None = _opt(None, "longest a partial batch is held for more items while a worker is "
+                                     "free, counted from its oldest item's arrival, in ms (auto: "
+                                     f"{AUTO_WAIT_MS['cpu']:g} on CPU, {AUTO_WAIT_MS['cuda']:g} on CUDA)",
+                                     _optional_ms)
     max_queue_items: int = _opt(4096, "items queued per model before RESOURCE_EXHAUSTED", int)
     max_items_per_request: int = _opt(1024, "most items in one request", int)
     request_timeout_s: float = _opt(60.0, "deadline of requests that carry none, in seconds", float)
@@ -168,6 +178,12 @@ class ServiceConfig:
     composites: tuple[CompositeSpec, ...] = _opt((), "composite rewards as NAME=EXPR, e.g. "
                                                   "'safe=hh - 0.5*toxicity:toxic' (service/recipes.py)",
                                                   parse_composites)
+    on_batcher_failure: BatcherFailurePolicy = _opt(BatcherFailurePolicy.restart, "a model whose batcher task "
+                                                    "dies is NOT_SERVING in health (service rewardserve.v1."
+                                                    "RewardService/MODEL); then: restart it, or exit (code 1)",
+                                                    BatcherFailurePolicy)
+    max_stream_in_flight: int = _opt(32, "ScoreStream messages in flight per stream (each counts against "
+                                     "max_concurrent_requests); beyond it the stream is not read", int)
     on_model_error: ModelErrorPolicy = _opt(ModelErrorPolicy.fail, "a model that fails to load: fail (exit "
                                             "non-zero) or skip (log it, serve the others; exit non-zero if "
                                             "none loads)", ModelErrorPolicy)
@@ -196,7 +212,7 @@ class ServiceConfig:
             raise ValueError(f"max_batch_tokens must be >= 0 (0: auto), got {self.max_batch_tokens}")
         for name in ("max_batch_items", "max_queue_items", "max_items_per_request",
                      "tokenizer_workers", "max_request_bytes", "max_text_chars",
-                     "max_concurrent_requests"):
+                     "max_concurrent_requests", "max_stream_in_flight"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_items_per_request > self.max_queue_items:
@@ -209,7 +225,7 @@ class ServiceConfig:
         if self.inference_workers < 0:
             raise ValueError(f"inference_workers must be >= 0 (0: auto), got {self.inference_workers}")
         for name in ("max_wait_ms", "grace_period_s"):
-            if getattr(self, name) < 0:
+            if (getattr(self, name) or 0) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.request_timeout_s <= 0:
             raise ValueError(f"request_timeout_s must be > 0, got {self.request_timeout_s}")
@@ -248,6 +264,10 @@ class ServiceConfig:
             return max(1, cores // self.intra_op_threads), self.intra_op_threads
         return cores, 1
 
+    def wait_ms(self, provider: Provider) -> float:
+        """How long a partial batch may be held: the set max_wait_ms, or auto for the provider."""
+        return AUTO_WAIT_MS[Provider(provider).value] if self.max_wait_ms is None else self.max_wait_ms
+
     def batch_tokens(self, provider: Provider, max_length: int) -> int:
         """The token budget of one model's batches: the set value, or auto for the provider."""
         return self.max_batch_tokens or max(AUTO_BATCH_TOKENS[Provider(provider).value], max_length)
@@ -263,38 +283,12 @@ class ServiceConfig:
         known = {f.name for f in fields(cls)}
         values: dict[str, Any] = {}
         if file is not None:
-            values.update(_check_keys(load_file(file), known, str(file)))
+            values.update(check_keys(load_file(file), known, str(file)))
         for key, value in (env or {}).items():
             if key.startswith(ENV_PREFIX) and key[len(ENV_PREFIX):].lower() in known:
                 values[key[len(ENV_PREFIX):].lower()] = value
-        values.update(_check_keys({k: v for k, v in (cli_args or {}).items() if v is not None}, known, "flags"))
+        values.update(check_keys({k: v for k, v in (cli_args or {}).items() if v is not None}, known, "flags"))
         return cls(**values)
-
-
-def load_file(path: str | Path) -> dict[str, Any]:
-    """Read a TOML (``.toml``) or JSON config file; keys may use - or _."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"config file {path}: not found")
-    try:
-        if path.suffix == ".toml":
-            import tomllib  # Python 3.11+; on 3.10 use a JSON file
-
-            data = tomllib.loads(path.read_text())
-        else:
-            data = json.loads(path.read_text())
-    except (ValueError, ImportError) as e:  # TOMLDecodeError and JSONDecodeError are ValueErrors
-        raise ValueError(f"config file {path}: {e}") from e
-    if not isinstance(data, dict):
-        raise ValueError(f"config file {path}: must hold a table/object of settings")
-    return {k.replace("-", "_"): v for k, v in data.items()}
-
-
-def _check_keys(values: Mapping[str, Any], known: set[str], source: str) -> Mapping[str, Any]:
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"{source}: unknown setting {unknown[0]!r} (known: {sorted(known)})")
-    return values
 
 
 PRECISION_CHOICES = ["auto", *enum_values(Precision)]

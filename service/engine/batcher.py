@@ -2,9 +2,11 @@
 
 Built like Ray Serve's ``_BatchQueue``: requests put (item, future) pairs in one queue (the
 future created first) and await their futures; one background task forms batches and runs
-them in worker threads. A batch closes when it holds ``max_batch_items`` items, when its
-padded size would pass ``max_batch_tokens``, or when its oldest item has waited
-``max_wait_ms``. Waiting items are sorted by length and each batch is built around the
+them in worker threads. While every worker is busy, items accumulate, and the next batch goes
+the moment one frees up. When a worker is free, a partial batch is held to let it grow until
+it holds ``max_batch_items`` items or ``max_batch_tokens`` padded tokens, but never longer than
+``max_wait_ms`` after the OLDEST queued item arrived (a new arrival does not restart the wait;
+0: never hold). Waiting items are sorted by length and each batch is built around the
 oldest item from its nearest neighbours in length, so batches carry little padding and no
 item starves. Cancelled items are skipped and expired ones failed, before they run.
 """
@@ -12,6 +14,7 @@ item starves. Cancelled items are skipped and expired ones failed, before they r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -29,14 +32,15 @@ from rewardserve.service.metrics import ServiceMetrics
 logger = logging.getLogger(__name__)
 
 RunBatch = Callable[[Sequence[Encoded]], np.ndarray]
+Clock = Callable[[], float]  # seconds, monotonic: time.monotonic, or a fake one in tests
 
 
 @dataclass(slots=True, eq=False)  # identity, not field, equality: items hold arrays
 class _Pending:
     item: Encoded
     future: asyncio.Future
-    enqueued: float  # time.monotonic()
-    deadline: float  # time.monotonic() by which the item must have run; inf for none
+    enqueued: float  # the batcher's clock()
+    deadline: float  # clock() time by which the item must have run; inf for none
 
 
 _STOP = object()  # sentinel: no item follows it; the loop drains what precedes and exits
@@ -66,6 +70,7 @@ class Batcher:
         max_wait_ms: float,
         max_queue_items: int,
         workers: int = 1,
+        clock: Clock = time.monotonic,
     ):
         self.name = name
         self.run_batch = run_batch
@@ -74,6 +79,7 @@ class Batcher:
         self.max_batch_tokens = max_batch_tokens
         self.max_wait_s = max_wait_ms / 1000.0
         self.max_queue_items = max_queue_items
+        self._clock = clock
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix=f"infer-{name}")
         self._slots = asyncio.Semaphore(workers)  # batches in flight; the rest wait and grow
         self._queue: deque = deque()
@@ -82,6 +88,9 @@ class Batcher:
         self._closed = False
         self._task: asyncio.Task | None = None
         self._running: set[asyncio.Task] = set()
+        # Called (in the event loop) with the batcher and the error when its loop dies; the
+        # server uses it to turn health NOT_SERVING and restart the loop or exit.
+        self.on_failure: Callable[[Batcher, BaseException], None] | None = None
         self.drain = DrainMeter()  # items/s finished: back-pressure answers say when to come back
         metrics.queue_depth.labels(name).set_function(lambda: self.depth)
 
@@ -95,13 +104,32 @@ class Batcher:
         self._task = asyncio.get_running_loop().create_task(self._loop(), name=f"batcher-{self.name}")
         self._task.add_done_callback(self._on_loop_end)
 
+    @property
+    def alive(self) -> bool:
+        """Whether the background task is running."""
+        return self._task is not None and not self._task.done()
+
+    def restart(self) -> None:
+        """Start a fresh loop after the last one died (the items it held were failed)."""
+        if self.alive:
+            return
+        self._closed = False
+        self.start()
+        logger.warning("batcher %s restarted", self.name)
+
     def _on_loop_end(self, task: asyncio.Task) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            self._closed = True  # new requests get UNAVAILABLE instead of waiting for nothing
-            logger.critical("batcher %s died", self.name, exc_info=task.exception())
-            for p in self._queue:
-                if p is not _STOP and not p.future.done():
-                    p.future.set_exception(Unavailable(f"model {self.name}: batcher stopped"))
+        if task.cancelled() or task.exception() is None:
+            return
+        error = task.exception()
+        self._closed = True  # new requests get UNAVAILABLE instead of waiting for nothing
+        logger.critical("batcher %s died", self.name, exc_info=error)
+        for p in self._queue:
+            if p is not _STOP and not p.future.done():
+                p.future.set_exception(Unavailable(f"model {self.name}: batcher stopped"))
+        self._queue.clear()
+        self._queued_tokens = 0
+        if self.on_failure is not None:
+            self.on_failure(self, error)
 
     def check_room(self, count: int) -> None:
         """Raise Unavailable when stopping, QueueFull when ``count`` more items do not fit now."""
@@ -121,7 +149,7 @@ class Batcher:
         """Queue items; return one future per item resolving to its logits row (np.ndarray)."""
         self.check_room(len(items))
         loop = asyncio.get_running_loop()
-        now = time.monotonic()
+        now = self._clock()
         futures = [loop.create_future() for _ in items]  # before enqueueing: nothing can miss its result
         self._queue.extend(_Pending(it, f, now, deadline) for it, f in zip(items, futures, strict=True))
         self._queued_tokens += sum(it.num_tokens for it in items)
@@ -130,7 +158,13 @@ class Batcher:
 
     async def stop(self) -> None:
         """Refuse new items, run every accepted one, and wait for the loop to end."""
-        if self._task is None or self._closed:
+        if self._task is None:
+            return
+        if self._task.done():  # died (or already stopped): nothing will run
+            self._closed = True
+            self._executor.shutdown(wait=False)
+            return
+        if self._closed:
             return
         self._closed = True
         self._queue.append(_STOP)
@@ -144,9 +178,16 @@ class Batcher:
             await self._wait_for(lambda: bool(self._queue))
             if self._queue[0] is _STOP:
                 break
+            # Every worker busy: what queues meanwhile goes the moment one frees up, unheld.
+            all_busy = self._slots.locked()
             await self._slots.acquire()
-            await self._wait_until_full()
-            batch = self._take_batch()
+            try:
+                if not all_busy:
+                    await self._hold()
+                batch = self._take_batch()
+            except BaseException:
+                self._slots.release()
+                raise
             if not batch:
                 self._slots.release()
                 continue
@@ -157,29 +198,26 @@ class Batcher:
             await asyncio.wait(set(self._running))
         logger.debug("batcher %s stopped", self.name)
 
-    async def _wait_for(self, ready: Callable[[], bool], timeout: float | None = None) -> bool:
+    async def _wait_for(self, ready: Callable[[], bool]) -> None:
         while not ready():
             self._wakeup.clear()
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), timeout)
-            except TimeoutError:
-                return False
-        return True
+            await self._wakeup.wait()
 
-    async def _wait_until_full(self) -> None:
-        """Wait until a full batch is queued, the oldest item's max wait is over, or stopping."""
+    def _full(self) -> bool:
+        stopping = self._queue[-1] is _STOP
+        return stopping or self.depth >= self.max_batch_items or self._queued_tokens >= self.max_batch_tokens
 
-        def full() -> bool:
-            stopping = self._queue[-1] is _STOP
-            return stopping or self.depth >= self.max_batch_items or self._queued_tokens >= self.max_batch_tokens
-
-        remaining = self._queue[0].enqueued + self.max_wait_s - time.monotonic()
-        if remaining > 0:
-            await self._wait_for(full, remaining)
+    async def _hold(self) -> None:
+        """Let a partial batch grow: until full or stopping, at most max_wait after the oldest item arrived."""
+        until = self._queue[0].enqueued + self.max_wait_s  # fixed: arrivals never push it back
+        while not self._full() and (remaining := until - self._clock()) > 0:
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):  # woken or not, the clock decides
+                await asyncio.wait_for(self._wakeup.wait(), remaining)
 
     def _take_batch(self) -> list[_Pending]:
         """Drop cancelled and expired items; remove and return the next batch."""
-        now = time.monotonic()
+        now = self._clock()
         stopping = self._queue[-1] is _STOP
         live: list[_Pending] = []
         for p in self._queue:
@@ -197,6 +235,8 @@ class Batcher:
         rest = [p for p in live if id(p) not in chosen]  # FIFO order kept: rest[0] is next anchor
         self._queue = deque(rest + ([_STOP] if stopping else []))
         self._queued_tokens = sum(p.item.num_tokens for p in rest)
+        for p in batch:  # queue time ends when the batch is formed (a worker is free for it)
+            self._metrics.queue_wait.labels(self.name).observe(now - p.enqueued)
         return batch
 
     def _around_oldest(self, live: list[_Pending]) -> list[_Pending]:
@@ -222,9 +262,7 @@ class Batcher:
 
     async def _run(self, batch: list[_Pending]) -> None:
         loop = asyncio.get_running_loop()
-        started = time.monotonic()
-        for p in batch:
-            self._metrics.queue_wait.labels(self.name).observe(started - p.enqueued)
+        started = time.monotonic()  # the drain meter's own clock
         items = [p.item for p in batch]
         self._metrics.batches_in_flight.labels(self.name).inc()
         try:

@@ -113,7 +113,7 @@ class ScoringModel:
         check_vocab_fits(encoder, backend, manifest.pad_token_id, directory / TOKENIZER_FILE)
         batcher = Batcher(
             source.name, padded(backend, manifest.pad_token_id), metrics, max_batch_items=config.max_batch_items,
-            max_batch_tokens=config.batch_tokens(provider, spec.max_length), max_wait_ms=config.max_wait_ms,
+            max_batch_tokens=config.batch_tokens(provider, spec.max_length), max_wait_ms=config.wait_ms(provider),
             max_queue_items=config.max_queue_items, workers=workers,
         )
         model = cls(source.name, spec, variant, encoder, backend, batcher, prep_pool, config.max_text_chars)

@@ -162,3 +162,95 @@ async def test_stop_runs_accepted_items_then_refuses_new_ones():
     with pytest.raises(Unavailable):
         b.submit([enc(7, 3)])
     assert sample(metrics, "rewardserve_queue_depth", model="m") == 0
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand: no wall-clock timing in the assertions."""
+
+    def __init__(self):
+        self.now = 1024.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class QueueTimes:
+    """Stands in for the queue-wait histogram: records every item's queue time."""
+
+    def __init__(self):
+        self.seconds: list[float] = []
+
+    def labels(self, *_):
+        return self
+
+    def observe(self, value: float) -> None:
+        self.seconds.append(value)
+
+
+async def idle(metrics: ServiceMetrics) -> None:
+    """Let the loop take what it may, and wait until no batch is running (batches take no fake time)."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+    while sample(metrics, "rewardserve_batches_in_flight", model="m"):
+        await asyncio.sleep(0.001)
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_max_wait_is_a_bound_from_the_oldest_item_under_a_steady_trickle():
+    # One item every ~1 ms against max_wait ~5 ms: restarting the wait on each arrival would hold
+    # the batch until it is full (64 items, ~63 ms); the bound keeps every item within max_wait.
+    # Steps of 2**-10 s keep the fake times exact in binary floating point.
+    step = 2.0**-10
+    runner, metrics, clock, times = FakeRunner(), ServiceMetrics(), FakeClock(), QueueTimes()
+    metrics.queue_wait = times
+    b = make(runner, metrics, max_batch_items=64, max_batch_tokens=10_000, max_wait_ms=5 * step * 1000, clock=clock)
+    measured, uid = [], 0
+    while uid < 200 or not all(f.done() for f in measured):  # the trickle outlasts the 200 measured items
+        [future] = b.submit([enc(uid, 3)])
+        if uid < 200:
+            measured.append(future)
+        uid += 1
+        await idle(metrics)
+        clock.now += step
+    await gather(*measured)
+    await b.stop()  # flushes the rest
+    # One worker runs batches in the order they were formed, which is the order of the records.
+    waited = dict(zip((u for batch in runner.batches for u, _ in batch), times.seconds, strict=True))
+    assert max(waited[u] for u in range(200)) <= 5 * step
+    assert max(len(batch) for batch in runner.batches) <= 6
+
+
+async def test_max_wait_zero_never_holds_a_partial_batch():
+    runner, metrics, clock, times = FakeRunner(), ServiceMetrics(), FakeClock(), QueueTimes()
+    metrics.queue_wait = times
+    b = make(runner, metrics, max_batch_items=64, max_wait_ms=0.0, clock=clock)
+    rows = await gather(*b.submit([enc(1, 3)]))  # the fake clock never moves: any hold would hang
+    await b.stop()
+    assert len(rows) == 1 and times.seconds == [0.0]
+
+
+async def test_items_queued_while_every_worker_is_busy_go_the_moment_one_frees_up():
+    step = 2.0**-10
+    runner, metrics, clock, times = FakeRunner(), ServiceMetrics(), FakeClock(), QueueTimes()
+    metrics.queue_wait = times
+    runner.gate.clear()
+    b = make(runner, metrics, max_batch_items=64, max_batch_tokens=10_000, max_wait_ms=5 * step * 1000,
+             clock=clock, workers=1)
+    first = b.submit([enc(0, 3)])
+    clock.now += 5 * step  # the lone item's wait is over: it runs (and blocks the only worker)
+    while not sample(metrics, "rewardserve_batches_in_flight", model="m"):
+        await asyncio.sleep(0.001)
+    later = []
+    for uid in range(1, 4):  # a trickle while the worker is busy: 3 steps in all, under max_wait
+        later += b.submit([enc(uid, 3)])
+        await asyncio.sleep(0)
+        clock.now += step
+    runner.gate.set()
+    # The clock stands still from here: holding the accumulated items for the rest of their
+    # max_wait would never end (gather fails after 10 s); they must go when the worker frees up.
+    await gather(*first, *later)
+    await b.stop()
+    assert [sorted(uid for uid, _ in batch) for batch in runner.batches] == [[0], [1, 2, 3]]
+    # Each waited exactly for the batch ahead of it: from its arrival until the worker freed up.
+    assert times.seconds == [5 * step, 3 * step, 2 * step, 1 * step]
