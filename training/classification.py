@@ -131,6 +131,16 @@ def load_classification(
     if not rows:
         raise DataError(f"{source}: no usable records")
     names = labels or class_names(label_map, [r[2] for r in rows if r[2] is not None], label_votes)
+    out = _resolve_labels(rows, names, label_column, skip_invalid, report)
+    report.log(str(source))
+    if not out:
+        raise DataError(f"{source}: no usable records")
+    return out, names, report
+
+
+def _resolve_labels(rows: list, names: list[str], label_column: str, skip_invalid: bool,
+                    report: LoadReport) -> list[LabelledText]:
+    """Class indices for parsed rows: the named class, or the top vote where the row has no label."""
     index = {n: i for i, n in enumerate(names)}
     out = []
     for where, text, name, votes in rows:
@@ -147,10 +157,7 @@ def load_classification(
         else:
             label = index[name]
         out.append(LabelledText(text, label, votes))
-    report.log(str(source))
-    if not out:
-        raise DataError(f"{source}: no usable records")
-    return out, names, report
+    return out
 
 
 def _parse_row(rec: dict[str, Any], where: str, text_column: str, label_column: str,

@@ -134,7 +134,7 @@ def _train_pairwise(config: TrainConfig) -> Path:
 
 def _train_classifier(config: TrainConfig) -> Path:
     from rewardserve.training.data import parse_label_map, parse_label_votes
-    from rewardserve.training.evaluate import classifier_eval, score_texts
+    from rewardserve.training.evaluate import score_texts
     from rewardserve.training.models import load_model_and_tokenizer
     from rewardserve.training.trainers import ClassifierRewardTrainer, TokenizedTexts
     from transformers import DataCollatorWithPadding
@@ -173,12 +173,20 @@ def _train_classifier(config: TrainConfig) -> Path:
     logits = score_texts(model, tok, _sample([r.text for r in rows], config), config.max_length, config.eval_batch_size)
     metrics: dict[str, Any] = {"train_loss": _final_loss(trainer), "train_data": report.to_dict()}
     if config.eval_data:
-        ev, _, _ = load_classification(config.eval_data, config.text_column, config.label_column, label_map, names,
-                                       label_votes=label_votes, skip_invalid=config.skip_invalid)
-        ev_logits = score_texts(model, tok, [r.text for r in ev], config.max_length, config.eval_batch_size)
-        metrics["eval"] = classifier_eval(ev_logits, ev, names, config.reward_label)
-        logger.info("eval: %s", json.dumps(metrics["eval"]))
+        metrics["eval"] = _classifier_eval(model, tok, config, names, label_map, label_votes)
     return _finish(model, tok, spec, logits[:, spec.reward_index], metrics, config)
+
+
+def _classifier_eval(model, tok, config: TrainConfig, names: list[str], label_map, label_votes) -> dict[str, Any]:
+    """Metrics on eval_data: against the majority label, and against the votes when there are vote columns."""
+    from rewardserve.training.evaluate import classifier_eval, score_texts
+
+    ev, _, _ = load_classification(config.eval_data, config.text_column, config.label_column, label_map, names,
+                                   label_votes=label_votes, skip_invalid=config.skip_invalid)
+    logits = score_texts(model, tok, [r.text for r in ev], config.max_length, config.eval_batch_size)
+    out = classifier_eval(logits, ev, names, config.reward_label)
+    logger.info("eval: %s", json.dumps(out))
+    return out
 
 
 def _agreement(report, votes, config: TrainConfig):
