@@ -160,9 +160,15 @@ class ScoringModel:
             except FormatError as e:
                 raise InvalidArgument(f"{name_of(i)}: {e}") from e
         try:
-            return self.encoder.encode_batch(texts, truncation)
+            encoded = self.encoder.encode_batch(texts, truncation)
         except TooLong as e:
             raise InvalidArgument(f"{name_of(e.index)}: {e}") from e
+        for i, e in enumerate(encoded):
+            # A zero-length row would fail (or corrupt) the whole shared batch, other clients' items too.
+            if e.num_tokens == 0:
+                raise InvalidArgument(f"{name_of(i)}: no tokens: the text {self.name} reads is empty once formatted "
+                                      "and tokenized")
+        return encoded
 
     async def score(self, items: Sequence[Item], options: ScoreOptions, deadline: float,
                     name_of: Callable[[int], str] = "items[{}]".format) -> list[ItemScore]:
