@@ -40,6 +40,8 @@ from rewardserve.service.domain import CompareResult, ModelInfo, ScoreOptions, S
 from rewardserve.enums import Truncation
 from rewardserve.v1 import reward_pb2_grpc
 
+PUSHBACK_KEY = "grpc-retry-pushback-ms"  # gRPC retry design (A6): when the server says to retry
+
 
 class RewardServiceError(Exception):
     """A call failed: ``code`` is the grpc.StatusCode, ``details`` the server's message."""
@@ -58,6 +60,9 @@ class RetryPolicy:
     initial_backoff_s: float = 0.1
     max_backoff_s: float = 2.0
     codes: tuple[grpc.StatusCode, ...] = (grpc.StatusCode.UNAVAILABLE,)
+    # A refusal carrying the server's grpc-retry-pushback-ms (queue full, overloaded, draining)
+    # is retried after exactly that long, so clients come back when the queue has drained.
+    pushback_codes: tuple[grpc.StatusCode, ...] = (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE)
 
     def backoff_s(self, attempt: int) -> float:
         """Sleep before retry number ``attempt`` (1-based)."""
@@ -91,11 +96,26 @@ class _Base:
         self._metadata = bearer_metadata(token)  # every call's `authorization: Bearer <token>`
 
     def _should_retry(self, e: grpc.RpcError, attempt: int, deadline: float) -> float | None:
-        """Seconds to sleep before retrying, or None to give up."""
-        if e.code() not in self.retry.codes or attempt >= self.retry.attempts:
+        """Seconds to sleep before retrying (the server's pushback when it sent one), or None to give up."""
+        if attempt >= self.retry.attempts:
             return None
-        delay = self.retry.backoff_s(attempt)
+        pushback = pushback_s(e)
+        if pushback is not None and e.code() in self.retry.pushback_codes:
+            delay = pushback
+        elif e.code() in self.retry.codes:
+            delay = self.retry.backoff_s(attempt)
+        else:
+            return None
         return delay if time.monotonic() + delay < deadline else None
+
+
+def pushback_s(e: grpc.RpcError) -> float | None:
+    """The server's ``grpc-retry-pushback-ms`` trailer in seconds (None: absent or not a count of ms)."""
+    for key, value in getattr(e, "trailing_metadata", lambda: None)() or ():
+        if key == PUSHBACK_KEY:
+            text = value.decode() if isinstance(value, bytes) else str(value)
+            return int(text) / 1000 if text.isdigit() else None  # gRPC: a negative value means do not retry
+    return None
 
 
 class RewardClient(_Base):

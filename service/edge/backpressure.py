@@ -13,19 +13,19 @@ HTTP statuses by route (README "Back-pressure"): the vLLM and SGLang routes (``/
 queue or the concurrency limit (OpenRLHF retries any error; TEI itself answers 429) and 503
 while loading or draining. Every 429 and 503 carries ``Retry-After`` (whole seconds, at least 1).
 
+No aiohttp here: the gRPC path uses it too; the HTTP middleware is
+:func:`~rewardserve.service.edge.http_common.backpressure_middleware`.
+
 Example::
 
-    app = web.Application(middlewares=[backpressure_middleware(servicer), auth_middleware])
     context.abort(code, message, pushback_metadata(exc, servicer.registry))   # gRPC
+    retry_after_header(retry_after_s(exc, registry))                         # HTTP: "2"
 """
 
 from __future__ import annotations
 
 import math
 
-from aiohttp import web
-
-FAILURE = web.RequestKey("rewardserve_failure", object)  # the ServiceError a handler raised
 FALLBACK_S = 1.0  # no batch has run yet (or models are loading): no measured rate to go by
 MAX_RETRY_AFTER_S = 60.0
 OVERLOAD_503_PATHS = frozenset({"/classify", "/v1/classify", "/v1/embeddings"})  # verl retries 5xx only
@@ -54,24 +54,6 @@ def retry_after_s(exc: BaseException | None, registry) -> float:
 def retry_after_header(seconds: float) -> str:
     """HTTP ``Retry-After`` is whole seconds: round up, at least 1."""
     return str(max(1, math.ceil(seconds)))
-
-
-def backpressure_middleware(servicer, overload_503_paths=OVERLOAD_503_PATHS):
-    """An aiohttp middleware (put it first): Retry-After on 429/503, and 503 for the verl routes."""
-
-    @web.middleware
-    async def backpressure(request: web.Request, handler):
-        response = await handler(request)
-        if response.status not in (429, 503):
-            return response
-        if response.status == 429 and request.path in overload_503_paths:
-            response.set_status(503)
-        if "Retry-After" not in response.headers:
-            response.headers["Retry-After"] = retry_after_header(
-                retry_after_s(request.get(FAILURE), servicer.registry))
-        return response
-
-    return backpressure
 
 
 def pushback_metadata(exc: BaseException, registry) -> tuple[tuple[str, str], ...]:

@@ -28,8 +28,13 @@ from dataclasses import dataclass, replace
 from aiohttp import web
 from rewardserve.service.config import ServiceConfig
 from rewardserve.service.domain import ItemScore, ScoreOptions
-from rewardserve.service.edge.backpressure import FAILURE, backpressure_middleware
-from rewardserve.service.edge.http_common import resolve, score_items, served_name
+from rewardserve.service.edge.http_common import (
+    FAILURE,
+    backpressure_middleware,
+    resolve,
+    score_items,
+    served_name,
+)
 from rewardserve.service.edge.servicer import RewardServicer
 from rewardserve.service.edge.sglang import SglangRoutes
 from rewardserve.service.edge.status import http_errors

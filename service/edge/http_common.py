@@ -25,7 +25,7 @@ from typing import Any
 
 from aiohttp import web
 from rewardserve.service.domain import ItemScore, ScoreOptions
-from rewardserve.service.edge.backpressure import FAILURE
+from rewardserve.service.edge.backpressure import OVERLOAD_503_PATHS, retry_after_header, retry_after_s
 from rewardserve.service.edge.status import http_errors
 from rewardserve.service.errors import InvalidArgument, ModelNotFound, ServiceError
 
@@ -33,6 +33,7 @@ from rewardserve.formatting import ChatItem, Item, Message, PairItem, TextItem
 
 BODY = web.RequestKey("rewardserve_body", object)  # the parsed JSON body of a POST
 _BODY_ERROR = web.RequestKey("rewardserve_body_error", object)
+FAILURE = web.RequestKey("rewardserve_failure", object)  # the ServiceError a handler raised
 
 
 class BodyTooLarge(InvalidArgument):
@@ -171,3 +172,21 @@ def outputs(model, score: ItemScore) -> tuple[list[str], list[float]]:
     if score.logits:
         return list(model.spec.labels), list(score.logits)
     return [model.name], [score.reward]
+
+
+def backpressure_middleware(servicer, overload_503_paths=OVERLOAD_503_PATHS):
+    """An aiohttp middleware (put it first): Retry-After on 429/503, and 503 for the verl routes."""
+
+    @web.middleware
+    async def backpressure(request: web.Request, handler):
+        response = await handler(request)
+        if response.status not in (429, 503):
+            return response
+        if response.status == 429 and request.path in overload_503_paths:
+            response.set_status(503)
+        if "Retry-After" not in response.headers:
+            response.headers["Retry-After"] = retry_after_header(
+                retry_after_s(request.get(FAILURE), servicer.registry))
+        return response
+
+    return backpressure

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 
 import grpc
+from rewardserve.service.edge.backpressure import pushback_metadata
 from rewardserve.service.edge.convert import Undecodable
 from rewardserve.service.errors import InvalidArgument, Overloaded, ServiceError
 from rewardserve.service.metrics import ServiceMetrics
@@ -152,7 +153,7 @@ def grpc_errors(method: str, model_of: Callable[[object, object], str] | None = 
                     self.metrics.in_flight.labels(method).dec()
                     code = finish(self, context, "", start, exc)
                 if exc is not None:
-                    await _abort(context, exc, code)
+                    await _abort(context, exc, code, self)
 
             return stream_wrapper
 
@@ -176,7 +177,7 @@ def grpc_errors(method: str, model_of: Callable[[object, object], str] | None = 
                     limit.release()
                 self.metrics.in_flight.labels(method).dec()
                 code = finish(self, context, model, start, exc)
-            await _abort(context, exc, code)
+            await _abort(context, exc, code, self)
 
         return unary_wrapper
 
@@ -191,7 +192,9 @@ async def _decoded(request_iterator):
         yield request
 
 
-async def _abort(context, exc: BaseException, code: grpc.StatusCode) -> None:
+async def _abort(context, exc: BaseException, code: grpc.StatusCode, servicer) -> None:
     if isinstance(exc, asyncio.CancelledError):
         raise exc  # the client went away: nobody to answer
-    await context.abort(code, status_for(exc)[1])
+    # RESOURCE_EXHAUSTED / UNAVAILABLE tell the client when to retry (grpc-retry-pushback-ms).
+    registry = getattr(getattr(servicer, "core", servicer), "registry", None)  # KServe shares the native one
+    await context.abort(code, status_for(exc)[1], pushback_metadata(exc, registry))

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 
-import aiohttp
 import pytest
 from rewardserve.service.client import RewardClient
 from tokenizers import Tokenizer
@@ -24,6 +23,7 @@ from tokenizers import Tokenizer
 from rewardserve.activations import sigmoid, softmax
 
 from .conftest import ServerThread, make_config
+from .rl_clients import verl_post_request
 
 pytestmark = pytest.mark.e2e
 
@@ -45,24 +45,6 @@ def http_server(bundles):
 
 def url(server: ServerThread, path: str) -> str:
     return f"http://127.0.0.1:{server.server.http_port}{path}"
-
-
-async def verl_post_request(base: str, payload: dict, endpoint: str, max_retries: int = 16) -> dict:
-    """verl 0.9.1 ``RewardLoopWorker._post_request``: 5xx retried with 2**attempt s backoff, 4xx raised."""
-    last = None
-    for attempt in range(max_retries):
-        try:
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as session:  # noqa: SIM117 (as verl)
-                async with session.post(f"{base}/{endpoint}", json=payload) as resp:
-                    resp.raise_for_status()
-                    return await resp.json()
-        except aiohttp.ClientResponseError as e:
-            if 400 <= e.status < 500:
-                raise
-            last = e
-        if attempt < max_retries - 1:
-            await asyncio.sleep(min(2**attempt, 30))
-    raise last
 
 
 def grpc_scores(server: ServerThread, texts, model: str):
