@@ -58,8 +58,12 @@ class RewardServicer(reward_pb2_grpc.RewardServiceServicer):
         return self.registry
 
     def model_label(self, name: str) -> str:
-        """Metric label of a requested model name."""
-        return self.registry.label(name) if self.registry is not None else (name or "default")
+        """Metric label of a requested model name: a configured one, or "unknown" (bounded, even while loading)."""
+        if self.registry is not None:
+            return self.registry.label(name)
+        known = {m.name for m in self.config.models} | {c.name for c in self.config.composites}
+        name = name or self.config.models[0].name
+        return name if name in known else "unknown"
 
     def deadline(self, context: grpc.aio.ServicerContext) -> float:
         """The call's deadline as a time.monotonic() time (request_timeout_s when it carries none)."""
@@ -79,32 +83,57 @@ class RewardServicer(reward_pb2_grpc.RewardServiceServicer):
 
     @grpc_errors("ScoreStream")
     async def ScoreStream(self, request_iterator, context):
-        # Requests are scored concurrently; responses go out as they complete, carrying their
-        # request_id. The first failing request ends the stream with its status.
+        # Messages are scored concurrently and answered as they complete (carrying request_id);
+        # the first failing one ends the stream with its status. A message is in flight from
+        # when it is read until its response is written: at most max_stream_in_flight per stream
+        # (beyond it the stream is not read, so HTTP/2 flow control holds the client back, and a
+        # client that writes without reading holds that many), each counted against
+        # max_concurrent_requests; one over that limit ends the stream with RESOURCE_EXHAUSTED.
+        room = asyncio.Semaphore(self.config.max_stream_in_flight)
+        limit, held = self.limit, [0]  # held: messages in flight, each with a permit and a count
         done: asyncio.Queue = asyncio.Queue()
         pending: set[asyncio.Task] = set()
 
+        def release() -> None:
+            held[0] -= 1
+            room.release()
+            if limit is not None:
+                limit.release()
+
         async def read() -> None:
-            async for request in request_iterator:
+            while True:
+                await room.acquire()  # before reading: a full stream is not read
+                try:
+                    request = await request_iterator.__anext__()
+                    if limit is not None:
+                        limit.acquire("grpc")
+                except BaseException:  # the end, a read error, or over max_concurrent_requests
+                    room.release()
+                    raise
+                held[0] += 1
                 task = asyncio.create_task(self._score(request, context))
                 pending.add(task)
                 task.add_done_callback(done.put_nowait)
 
         reader = asyncio.create_task(read())
-        reader.add_done_callback(lambda _: done.put_nowait(None))  # end of requests (or a read error)
+        reader.add_done_callback(lambda _: done.put_nowait(None))  # end of requests (or an error)
         reading = True
         try:
             while reading or pending:
                 task = await done.get()
                 if task is None:
-                    reader.result()  # re-raise a read error
+                    if not isinstance(reader.exception(), StopAsyncIteration):
+                        reader.result()  # re-raise a read error or the limit's refusal
                     reading = False
                     continue
                 pending.discard(task)
                 yield task.result()
+                release()  # written: the message leaves the stream's flight
         finally:
             for t in (reader, *pending):
                 t.cancel()
+            while held[0]:
+                release()
 
     @grpc_errors("Compare", _options_model)
     async def Compare(self, request, context):
