@@ -165,7 +165,9 @@ def http_middleware(guard: Guard, limit_concurrency: bool = True, open_paths=OPE
         except ServiceError as e:
             status, message = http_status_for(e)
             headers = {"WWW-Authenticate": "Bearer"} if isinstance(e, Unauthenticated) else None
-            return web.json_response({"error": message}, status=status, headers=headers)
+            # The body every HTTP error has (status.http_errors): the message and the gRPC code name.
+            body = {"error": message, "code": status_for(e)[0].name}
+            return web.json_response(body, status=status, headers=headers)
         try:
             return await handler(request)
         finally:
