@@ -1,5 +1,10 @@
 """Prometheus metrics of one server, in its own registry (tests may run several servers).
 
+With ``serve --processes N`` every process writes its values to ``PROMETHEUS_MULTIPROC_DIR``
+(prometheus_client's multiprocess mode) and the supervisor serves them as ONE set of series,
+under the same names: gauges add up across processes (``livesum``), and the model info, an
+``Info`` in spirit, is a gauge of 1 (``Info`` and ``set_function`` have no multiprocess mode).
+
 Example::
 
     metrics = ServiceMetrics()
@@ -12,13 +17,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 logger = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 TOKEN_BUCKETS = (64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
+MODEL_INFO_LABELS = ("model", "path", "precision", "provider", "kind", "max_length", "parity_passed")
 FRACTION_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
 
 
@@ -47,14 +53,20 @@ class ServiceMetrics:
         self.padding_efficiency = Histogram("rewardserve_padding_efficiency", "real / padded tokens per batch",
                                             ["model"], buckets=FRACTION_BUCKETS, registry=r)
         self.queue_depth = Gauge("rewardserve_queue_depth", "items waiting in the model's queue", ["model"],
-                                 registry=r)
-        self.in_flight = Gauge("rewardserve_in_flight_requests", "RPCs being handled", ["method"], registry=r)
+                                 registry=r, multiprocess_mode="livesum")
+        self.in_flight = Gauge("rewardserve_in_flight_requests", "RPCs being handled", ["method"], registry=r,
+                               multiprocess_mode="livesum")
         self.batches_in_flight = Gauge("rewardserve_batches_in_flight", "batches running in ONNX Runtime",
-                                       ["model"], registry=r)
-        self.model_info = Info("rewardserve_model", "served models", ["model"], registry=r)
+                                       ["model"], registry=r, multiprocess_mode="livesum")
+        self.model_info = Gauge("rewardserve_model_info", "served models (value 1)", MODEL_INFO_LABELS,
+                                registry=r, multiprocess_mode="max")
         self.rejected = Counter("rewardserve_requests_rejected", "calls refused before reaching a service "
                                 "(unauthenticated, overloaded), by protocol and reason", ["protocol", "reason"],
                                 registry=r)
+
+    def set_model_info(self, model: str, info: dict[str, str]) -> None:
+        """Publish what a served model is (``info`` keys: the labels of :data:`MODEL_INFO_LABELS`)."""
+        self.model_info.labels(model, *(str(info.get(k, "")) for k in MODEL_INFO_LABELS[1:])).set(1)
 
     def observe_request(self, method: str, model: str, code: str, seconds: float) -> None:
         """Count one finished RPC and its latency."""

@@ -92,7 +92,9 @@ class Batcher:
         # server uses it to turn health NOT_SERVING and restart the loop or exit.
         self.on_failure: Callable[[Batcher, BaseException], None] | None = None
         self.drain = DrainMeter()  # items/s finished: back-pressure answers say when to come back
-        metrics.queue_depth.labels(name).set_function(lambda: self.depth)
+        # Set on every change (not set_function, which prometheus_client's multiprocess mode lacks).
+        self._depth_gauge = metrics.queue_depth.labels(name)
+        self._queue_wait = metrics.queue_wait.labels(name)  # per item: resolve the labels once
 
     @property
     def depth(self) -> int:
@@ -153,6 +155,7 @@ class Batcher:
         futures = [loop.create_future() for _ in items]  # before enqueueing: nothing can miss its result
         self._queue.extend(_Pending(it, f, now, deadline) for it, f in zip(items, futures, strict=True))
         self._queued_tokens += sum(it.num_tokens for it in items)
+        self._depth_gauge.set(self.depth)
         self._wakeup.set()
         return futures
 
@@ -235,8 +238,9 @@ class Batcher:
         rest = [p for p in live if id(p) not in chosen]  # FIFO order kept: rest[0] is next anchor
         self._queue = deque(rest + ([_STOP] if stopping else []))
         self._queued_tokens = sum(p.item.num_tokens for p in rest)
+        self._depth_gauge.set(self.depth)
         for p in batch:  # queue time ends when the batch is formed (a worker is free for it)
-            self._metrics.queue_wait.labels(self.name).observe(now - p.enqueued)
+            self._queue_wait.observe(now - p.enqueued)
         return batch
 
     def _around_oldest(self, live: list[_Pending]) -> list[_Pending]:

@@ -129,8 +129,8 @@ class ScoringModel:
             max_queue_items=config.max_queue_items, workers=workers,
         )
         model = cls(source.name, spec, variant, encoder, backend, batcher, prep_pool, config.max_text_chars)
-        metrics.model_info.labels(source.name).info(
-            {"path": str(directory), "precision": variant.precision.value, "provider": backend.provider,
+        metrics.set_model_info(
+            source.name, {"path": str(directory), "precision": variant.precision.value, "provider": backend.provider,
              "kind": spec.kind.value, "max_length": str(spec.max_length), "parity_passed": str(variant.passed)}
         )
         logger.info("model %s: %s %s on %s (%d workers x %d threads)", source.name, spec.kind.value, variant.file,
