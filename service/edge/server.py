@@ -1,7 +1,10 @@
 """The gRPC server: RewardService, KServe v2, health and reflection, metrics, HTTP, graceful shutdown.
 
 The port opens at once with health NOT_SERVING (RPCs answer UNAVAILABLE); models load and
-warm up in a thread, then health turns SERVING. On SIGTERM or SIGINT: health NOT_SERVING,
+warm up in a thread, then health turns SERVING: the whole server (``""``), the RewardService,
+and each model under :func:`model_health_name`. A model whose batcher task dies turns
+NOT_SERVING (the whole server too when it is the default), then is restarted or stops the
+server with exit code 1 (``on_batcher_failure``). On SIGTERM or SIGINT: health NOT_SERVING,
 no new RPCs, accepted ones finish within ``grace_period_s``, exit code 0.
 """
 
@@ -23,9 +26,11 @@ from rewardserve.service.edge.kserve import SERVICE_NAME as KSERVE_SERVICE_NAME
 from rewardserve.service.edge.kserve import KServeServicer
 from rewardserve.service.edge.security import Security
 from rewardserve.service.edge.servicer import RewardServicer
+from rewardserve.service.engine.batcher import Batcher
 from rewardserve.service.engine.models import ModelRegistry
 from rewardserve.service.metrics import ServiceMetrics
 
+from rewardserve.enums import BatcherFailurePolicy
 from rewardserve.kserve import grpc_predict_v2_pb2 as kserve_pb2
 from rewardserve.v1 import reward_pb2
 
@@ -37,6 +42,14 @@ logger = logging.getLogger(__name__)
 REFUSAL_WINDOW_S = 0.25
 
 SERVICE_NAME = reward_pb2.DESCRIPTOR.services_by_name["RewardService"].full_name
+RESTART_DELAY_S = 0.5  # before a dead batcher is restarted: a loop that dies at once does not spin
+SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def model_health_name(model: str) -> str:
+    """The grpc.health.v1 service name of one served model (``rewardserve.v1.RewardService/hh``)."""
+    return f"{SERVICE_NAME}/{model}"
+
 Loader = Callable[[ServiceConfig, ServiceMetrics], ModelRegistry]
 
 
@@ -68,6 +81,8 @@ class RewardServer:
         self.port: int | None = None
         self.metrics_port: int | None = None
         self.http_port: int | None = None
+        self.fatal = asyncio.Event()  # set when a batcher died and on_batcher_failure is exit
+        self._recovering: set[asyncio.Task] = set()
 
     async def start(self) -> None:
         """Listen on the gRPC, metrics and HTTP ports and start loading the models."""
@@ -85,7 +100,9 @@ class RewardServer:
         if not self.port:
             raise OSError(f"cannot listen on {address}")
         security.warn_if_exposed("gRPC", self.config.host, self.port)
-        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self._set_health(NOT_SERVING)
+        for source in self.config.models:
+            await self.health.set(model_health_name(source.name), NOT_SERVING)
         await server.start()
         self._server = server
         if self.config.metrics_port is not None:
@@ -105,13 +122,43 @@ class RewardServer:
 
     async def _load(self) -> None:
         registry = await asyncio.to_thread(self._loader, self.config, self.metrics)
+        for model in registry.models.values():
+            model.batcher.on_failure = self._batcher_failed
         registry.start()
         self.servicer.registry = registry
-        await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        for name in registry.models:
+            await self.health.set(model_health_name(name), SERVING)
+        await self._set_health(SERVING)
         logger.info("serving %s (default %s)", sorted(registry.models) + sorted(registry.composites), registry.default)
         if registry.failed:
             logger.warning("not serving %s: failed to load (on_model_error=skip)", sorted(registry.failed))
         logger.info("%s", usage_hint(self.config.host, self.port, self.metrics_port, registry.default))
+
+    def _batcher_failed(self, batcher: Batcher, error: BaseException) -> None:
+        task = asyncio.get_running_loop().create_task(self._recover(batcher))
+        self._recovering.add(task)
+        task.add_done_callback(self._recovering.discard)
+
+    async def _recover(self, batcher: Batcher) -> None:
+        """Health NOT_SERVING for a model whose batcher died; restart it, or ask the server to exit."""
+        default = batcher.name == self.servicer.registry.default
+        await self.health.set(model_health_name(batcher.name), NOT_SERVING)
+        if default:
+            await self._set_health(NOT_SERVING)
+        policy = self.config.on_batcher_failure
+        logger.error("model %s: batcher died; health NOT_SERVING for %s%s; on_batcher_failure=%s", batcher.name,
+                     model_health_name(batcher.name), " and the whole server (default model)" if default else "",
+                     policy.value)
+        if policy is BatcherFailurePolicy.exit:
+            self.fatal.set()
+            return
+        await asyncio.sleep(RESTART_DELAY_S)
+        if self.servicer.draining:
+            return
+        batcher.restart()
+        await self.health.set(model_health_name(batcher.name), SERVING)
+        if default:
+            await self._set_health(SERVING)
 
     async def wait_ready(self) -> None:
         """Wait until every model is loaded and warm; re-raise a loading error."""
@@ -185,22 +232,33 @@ def usage_hint(host: str, port: int, metrics_port: int | None, model: str) -> st
 
 
 async def run_server(config: ServiceConfig, loader: Loader = ModelRegistry.load) -> int:
-    """Serve until SIGTERM or SIGINT; return the process exit code."""
+    """Serve until SIGTERM or SIGINT (exit code 0) or a batcher dies with on_batcher_failure=exit (1)."""
     server = RewardServer(config, loader=loader)
     await server.start()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    stopping = asyncio.create_task(stop.wait())
-    await asyncio.wait({stopping, server._loading}, return_when=asyncio.FIRST_COMPLETED)
-    if server._loading.done() and server._loading.exception() is not None:
-        await server.stop(0)
-        raise server._loading.exception()
-    await stopping
-    logger.info("signal received: draining for up to %.1fs", config.grace_period_s)
-    await server.stop()
-    return 0
+    try:
+        stopping, fatal = asyncio.create_task(stop.wait()), asyncio.create_task(server.fatal.wait())
+        await asyncio.wait({stopping, server._loading}, return_when=asyncio.FIRST_COMPLETED)
+        if server._loading.done() and server._loading.exception() is not None:
+            await server.stop(0)
+            raise server._loading.exception()
+        await asyncio.wait({stopping, fatal}, return_when=asyncio.FIRST_COMPLETED)
+        failed = fatal.done()
+        if failed:
+            logger.critical("a batcher died (on_batcher_failure=exit): draining for up to %.1fs, then exit code 1",
+                            config.grace_period_s)
+        else:
+            logger.info("signal received: draining for up to %.1fs", config.grace_period_s)
+        stopping.cancel()
+        fatal.cancel()
+        await server.stop()
+        return 1 if failed else 0
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
 
 
 def serve(config: ServiceConfig) -> int:
