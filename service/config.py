@@ -184,6 +184,8 @@ class ServiceConfig:
                                                     BatcherFailurePolicy)
     max_stream_in_flight: int = _opt(32, "ScoreStream messages in flight per stream (each counts against "
                                      "max_concurrent_requests); beyond it the stream is not read", int)
+    max_connection_age_s: float = _opt(0.0, "close each gRPC connection after about this many seconds (in-flight "
+                                       "calls finish), so clients re-resolve and find new replicas; 0: never", float)
     on_model_error: ModelErrorPolicy = _opt(ModelErrorPolicy.fail, "a model that fails to load: fail (exit "
                                             "non-zero) or skip (log it, serve the others; exit non-zero if "
                                             "none loads)", ModelErrorPolicy)
@@ -224,7 +226,7 @@ class ServiceConfig:
             raise ValueError(f"intra_op_threads must be >= 0 (0: auto), got {self.intra_op_threads}")
         if self.inference_workers < 0:
             raise ValueError(f"inference_workers must be >= 0 (0: auto), got {self.inference_workers}")
-        for name in ("max_wait_ms", "grace_period_s"):
+        for name in ("max_wait_ms", "grace_period_s", "max_connection_age_s"):
             if (getattr(self, name) or 0) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.request_timeout_s <= 0:

@@ -49,13 +49,14 @@ class Security:
     tls: ServerTLS | None
     guard: Guard
     max_request_bytes: int
+    max_connection_age_s: float = 0.0
 
     @classmethod
     def load(cls, config: ServiceConfig, metrics: ServiceMetrics) -> Security:
         """Read and check the TLS and token files; raise ValueError naming a bad one."""
         tls = ServerTLS.load(config)
         guard = Guard(load_tokens(config), CallLimit(config.max_concurrent_requests, metrics), metrics)
-        return cls(tls, guard, config.max_request_bytes)
+        return cls(tls, guard, config.max_request_bytes, config.max_connection_age_s)
 
     @property
     def ssl_context(self) -> ssl.SSLContext | None:
@@ -71,8 +72,16 @@ class Security:
         return [GuardInterceptor(self.guard)] if self.guard.auth_required else []
 
     def grpc_options(self) -> list[tuple[str, int]]:
-        """gRPC server options; larger messages fail with RESOURCE_EXHAUSTED from gRPC itself."""
-        return [("grpc.max_receive_message_length", self.max_request_bytes)]
+        """gRPC server options; larger messages fail with RESOURCE_EXHAUSTED from gRPC itself.
+
+        With ``max_connection_age_s``, gRPC sends GOAWAY to a connection that old (+-10% jitter)
+        and lets its calls finish: the client reconnects and re-resolves its target, which is
+        how a long-lived ``dns:///`` client finds replicas added since it connected.
+        """
+        options = [("grpc.max_receive_message_length", self.max_request_bytes)]
+        if self.max_connection_age_s > 0:
+            options.append(("grpc.max_connection_age_ms", max(1, round(self.max_connection_age_s * 1000))))
+        return options
 
     def add_port(self, server: grpc.aio.Server, address: str) -> int:
         """Listen on ``address`` with TLS when configured; return the port (0: failed)."""
