@@ -32,8 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         _add_config_args(p, TrainConfig, skip | _INTERNAL)
         p.set_defaults(handler=_run_train, kind_value=kind)
 
-    ev = sub.add_parser("eval", help="evaluate a model bundle on a data file (PyTorch)")
-    ev.add_argument("bundle", help="model bundle directory")
+    ev = sub.add_parser("eval", help="evaluate a model bundle on a data file (PyTorch), or a served model on "
+                        "RewardBench data (--server)")
+    ev.add_argument("bundle", nargs="?", help="model bundle directory (none with --server)")
     ev.add_argument("data", help="JSONL/CSV file or hf:NAME[:SPLIT]")
     ev.add_argument("--out", help="also write the metrics as JSON here")
     ev.add_argument("--batch-size", type=int, default=64)
@@ -42,6 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--label-map", help="classifier data: RAW=NAME,... (default: as trained)")
     ev.add_argument("--label-votes", help="classifier data: vote columns COLUMN=LABEL,...: also compare the "
                     "probabilities with the vote distribution (ECE, Brier, correlation; default: as trained)")
+    from rewardserve.service.cli.eval_server import add_flags as add_server_flags
+
+    add_server_flags(ev)
     ev.set_defaults(handler=_run_eval)
 
     from rewardserve.training.data_stats import register as register_data
@@ -88,6 +92,12 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
+    if args.server:  # a served model over gRPC: no torch
+        from rewardserve.service.cli.eval_server import run
+
+        return run(args)
+    if args.bundle is None:
+        raise ValueError("eval needs a model BUNDLE, or --server ADDRESS")
     from rewardserve.training.data import parse_label_map, parse_label_votes
     from rewardserve.training.evaluate import evaluate_bundle
 
