@@ -21,6 +21,7 @@ import numpy as np
 from rewardserve.service.errors import InvalidArgument
 from rewardserve.service.recipes import CompositeTerm
 
+from rewardserve.agreement_summary import AgreementSummary
 from rewardserve.enums import Truncation
 from rewardserve.formatting import ROLES, ChatItem, Item, Message, PairItem, TextItem
 
@@ -145,6 +146,7 @@ class ModelInfo:
     normalization: tuple[float, float] | None  # (mean, std)
     model_type: str
     terms: tuple[CompositeTerm, ...] = ()  # a composite's recipe (kind "composite")
+    agreement: AgreementSummary | None = None  # how much the training data's labellers agreed (reward.json)
 
 
 @dataclass(frozen=True)

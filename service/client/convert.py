@@ -15,6 +15,7 @@ from rewardserve.service.domain import (
 )
 from rewardserve.service.recipes import CompositeTerm
 
+from rewardserve.agreement_summary import AgreementSummary
 from rewardserve.enums import Truncation
 from rewardserve.formatting import Item, PairItem, TextItem
 from rewardserve.v1 import reward_pb2 as pb
@@ -77,7 +78,15 @@ def model_info_from_pb(msg: pb.ModelInfo) -> ModelInfo:
         text_format=msg.text_format, precision=msg.precision, execution_provider=msg.execution_provider,
         parity_passed=msg.parity_passed, normalization=norm, model_type=msg.model_type,
         terms=tuple(CompositeTerm(t.model, t.weight, t.label) for t in msg.terms),
+        agreement=_agreement_from_pb(msg.agreement) if msg.HasField("agreement") else None,
     )
+
+
+def _agreement_from_pb(a: pb.LabelAgreement) -> AgreementSummary:
+    optional = {k: getattr(a, k) if a.HasField(k) else None
+                for k in ("pairwise_agreement", "krippendorff_alpha", "kendalls_w", "mean_majority_share")}
+    return AgreementSummary(target=a.target, units=a.units, judgements=a.judgements, min_agreement=a.min_agreement,
+                            dropped_share=a.dropped_share, outlier_labellers=tuple(a.outlier_labellers), **optional)
 
 
 def empty_list_models() -> pb.ListModelsRequest:

@@ -163,10 +163,13 @@ def model_info_to_pb(m: ModelInfo) -> pb.ModelInfo:
     """Build a ModelInfo message."""
     d = asdict(m)
     norm = d.pop("normalization")
+    agreement = d.pop("agreement")
     terms = [pb.CompositeTerm(**t) for t in d.pop("terms")]
     msg = pb.ModelInfo(**d, terms=terms)
     if norm is not None:
         msg.normalization.CopyFrom(pb.Normalization(mean=norm[0], std=norm[1]))
+    if agreement is not None:  # optional fields stay unset for None (undefined statistics)
+        msg.agreement.CopyFrom(pb.LabelAgreement(**{k: v for k, v in agreement.items() if v is not None}))
     return msg
 
 

@@ -46,3 +46,21 @@ def test_results_and_model_info_round_trip(logits, n, truncated, norm):
     info = domain.ModelInfo("m", "pairwise", ("reward",), "reward", 0, 64, "left", "plain", "fp32", "CPU", True,
                            norm, "bert")
     assert client_convert.model_info_from_pb(edge_convert.model_info_to_pb(info)) == info
+
+
+def test_model_info_agreement_round_trip_and_absence():
+    from rewardserve.agreement_summary import AgreementSummary
+
+    summary = AgreementSummary(target="vote_distribution", units=120, judgements=400, pairwise_agreement=0.75,
+                               krippendorff_alpha=None, mean_majority_share=0.875, min_agreement=0.75,
+                               dropped_share=0.25, outlier_labellers=("ann-3",))
+    info = domain.ModelInfo("m", "classifier", ("toxic", "ok"), "ok", 1, 64, "right", "plain", "int8", "CPU", True,
+                            None, "bert", agreement=summary)
+    msg = edge_convert.model_info_to_pb(info)
+    assert msg.HasField("agreement") and not msg.agreement.HasField("krippendorff_alpha")  # undefined stays unset
+    back = client_convert.model_info_from_pb(msg)
+    assert back.agreement == summary  # every value here is exact in float32
+    plain = edge_convert.model_info_to_pb(domain.ModelInfo(*[getattr(info, f) for f in (
+        "name", "kind", "labels", "reward_label", "reward_index", "max_length", "truncation_side", "text_format",
+        "precision", "execution_provider", "parity_passed", "normalization", "model_type")]))
+    assert not plain.HasField("agreement") and client_convert.model_info_from_pb(plain).agreement is None
