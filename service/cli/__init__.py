@@ -2,7 +2,8 @@
 
 Owns argument parsing and turning flags into the config objects of the parts it runs; may
 import every other folder of the service (it is the top of the stack), and nothing imports it
-but the ``rewardserve`` entry point (``rewardserve.cli``), through :func:`register`.
+but the ``rewardserve`` entry point (``rewardserve.cli``), through :func:`register`, and
+training's ``eval``, which takes its ``--server`` flags and run from ``eval_server``.
 """
 
 from __future__ import annotations
