@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with RewardClient(args.server, timeout_s=args.timeout_s, **client_flags.security(args)) as client:
             scorer = rewardbench.client_scorer(client, model=args.model)
-            result = rewardbench.evaluate(rewardbench.read_records(args.data), scorer, args.batch_size, args.chat)
+            result = rewardbench.evaluate(rewardbench.read_bench_records(args.data), scorer, args.batch_size, args.chat)
             result = {"server": args.server, "model": args.model or client.get_model("").name, **result}
     except RewardServiceError as e:
         raise CLIError(f"the server answered {e.code.name}: {e.details}") from e

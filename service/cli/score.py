@@ -83,7 +83,7 @@ async def _score_file(args: argparse.Namespace, out: TextIO) -> int:
         ScoreSettings,
         chunked,
         local_scorer,
-        read_records,
+        read_items,
         score_in_order,
         server_scorer,
     )
@@ -93,7 +93,7 @@ async def _score_file(args: argparse.Namespace, out: TextIO) -> int:
     scorer_cm = (server_scorer(args.address, settings, **client_flags.security(args)) if args.address
                  else local_scorer(args.bundle, settings, args.precision, args.provider))
     counts = LineCounts()
-    records = read_records(args.input, item_from_obj, counts=counts)
+    records = read_items(args.input, item_from_obj, counts=counts)
     async with scorer_cm as scorer:
         async for chunk, scores in score_in_order(chunked(records, args.batch_size), scorer.score,
                                                   SCORE_CONCURRENCY):

@@ -184,7 +184,7 @@ async def run_filter(config: FilterConfig, client_kwargs: dict[str, Any] | None 
         ScoreSettings,
         chunked,
         local_scorer,
-        read_records,
+        read_items,
         score_in_order,
         server_scorer,
     )
@@ -197,7 +197,7 @@ async def run_filter(config: FilterConfig, client_kwargs: dict[str, Any] | None 
     async with scorer_cm as scorer:
         prob_of = label_prob(scorer.info, config.label)  # before reading: a wrong label fails at once
         summary = FilterSummary(config, scorer.info.name, label_name(scorer.info, config.label))
-        records = read_records(config.input, config.to_item, config.skip_bad, counts)
+        records = read_items(config.input, config.to_item, config.skip_bad, counts)
         with open(kept_path, "w", encoding="utf-8") as kept, open(rejected_path, "w", encoding="utf-8") as rejected:
             async for chunk, scores in score_in_order(chunked(records, config.batch_size), scorer.score,
                                                       config.max_in_flight):

@@ -17,7 +17,7 @@ template, or with ``chat`` as a user + assistant conversation (the model's chat 
 Example::
 
     with RewardClient("127.0.0.1:50051") as client:
-        result = evaluate(read_records("rb.jsonl"), client_scorer(client, model="hh"))
+        result = evaluate(read_bench_records("rb.jsonl"), client_scorer(client, model="hh"))
     print(summary_table(result))
 """
 
@@ -80,7 +80,7 @@ def parse_record(obj: Any, where: str) -> BenchRecord:
                        2 if chosen_list or rejected_list else 1)
 
 
-def read_records(path: str | Path) -> Iterator[BenchRecord]:
+def read_bench_records(path: str | Path) -> Iterator[BenchRecord]:
     """Records of a JSONL file (one object a line) or a JSON file holding a list of objects."""
     path = Path(path)
     if not path.is_file():

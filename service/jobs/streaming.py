@@ -6,7 +6,7 @@ back in input order. Both scorers send items through the same batcher as the ser
 
 Example::
 
-    records = read_records("gen.jsonl", lambda obj, where: item_from_obj(obj, where))
+    records = read_items("gen.jsonl", lambda obj, where: item_from_obj(obj, where))
     async with server_scorer("127.0.0.1:50051", ScoreSettings(model="toxicity")) as scorer:
         async for chunk, scores in score_in_order(chunked(records, 64), scorer.score, max_in_flight=4):
             ...
@@ -55,7 +55,7 @@ class LineCounts:
     bad: int = 0
 
 
-def read_records(path: str, to_item: Callable[[Any, str], Item], skip_bad: bool = False,
+def read_items(path: str, to_item: Callable[[Any, str], Item], skip_bad: bool = False,
                  counts: LineCounts | None = None) -> Iterator[Record]:
     """Yield a Record per non-empty line of ``path`` ('-': stdin), lazily; bad lines raise or are counted."""
     counts = counts if counts is not None else LineCounts()

@@ -16,7 +16,7 @@ from rewardserve.service.jobs.streaming import (
     ScoreSettings,
     chunked,
     local_scorer,
-    read_records,
+    read_items,
     score_in_order,
 )
 
@@ -142,7 +142,7 @@ async def test_in_flight_bound_on_a_long_file(tmp_path, word_toxicity_bundle):
 
     def counted():
         nonlocal pulled
-        for record in read_records(str(path), item_from_obj):
+        for record in read_items(str(path), item_from_obj):
             pulled += 1
             yield record
 

@@ -13,7 +13,7 @@ from collections import defaultdict
 
 import pytest
 from rewardserve.service.client import RewardClient
-from rewardserve.service.jobs.rewardbench import evaluate, parse_record, read_records
+from rewardserve.service.jobs.rewardbench import evaluate, parse_record, read_bench_records
 
 from rewardserve.enums import Precision
 from tests.conftest import REPO
@@ -118,10 +118,10 @@ def test_bad_records_name_the_line_and_field(tmp_path, server):
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps(V1[0]) + "\n" + json.dumps({"prompt": "p", "chosen": "a"}) + "\n")
     with pytest.raises(ValueError, match=r"bad.jsonl:2: missing field 'rejected'"):
-        list(read_records(bad))
+        list(read_bench_records(bad))
     bad.write_text(json.dumps({"prompt": "p", "chosen": [], "rejected": "b"}) + "\n")
     with pytest.raises(ValueError, match=r"bad.jsonl:1: field 'chosen' must be a string or a non-empty list"):
-        list(read_records(bad))
+        list(read_bench_records(bad))
     proc = subprocess.run([sys.executable, "-m", "rewardserve.cli", "eval", "--server", server.target, str(bad)],
                           capture_output=True, text=True, timeout=120, cwd=REPO)
     assert proc.returncode == 2 and "field 'chosen'" in proc.stderr
