@@ -1,7 +1,9 @@
-"""Servers under test as subprocesses: start on free loopback ports, wait for SERVING, measure, stop.
+"""Servers under test as subprocesses: start on free loopback ports, wait until ready, measure, stop.
 
-Each server runs in its own process, so its CPU use (psutil) and its ``/metrics`` counters
-are its own and the load generator's event loop never competes with it for the GIL.
+Each server runs in its own process (tree), so its CPU use (psutil, summed over every process
+of the tree: :mod:`benchmarks.cpu_meter`) and its ``/metrics`` figures are its own, and the load
+generator's event loop never competes with it for the GIL. Ready means gRPC health SERVING, or
+for an HTTP-only peer a first ``/get_reward`` answered 200.
 
 Example::
 
@@ -25,25 +27,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from prometheus_client.parser import text_string_to_metric_families
+from rewardserve.benchmarks.cpu_meter import TreeCpu
+from rewardserve.benchmarks.scrape import COUNTERS, scrape
 
 from rewardserve.bundle import RewardSpec
 
 logger = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[1]
-# Counters read from rewardserve's /metrics (summed over models).
-COUNTERS = {
-    "items": "rewardserve_items_total",
-    "tokens": "rewardserve_tokens_total",
-    "batches": "rewardserve_batch_size_count",
-    "padded_tokens": "rewardserve_batch_padded_tokens_sum",
-    "inference_s": "rewardserve_inference_seconds_sum",
-    "queue_wait_s": "rewardserve_queue_wait_seconds_sum",
-    "queue_wait_n": "rewardserve_queue_wait_seconds_count",
-}
 
 
 def free_port() -> int:
@@ -55,17 +47,20 @@ def free_port() -> int:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Server CPU seconds and metric counters at one instant."""
+    """Server CPU seconds, metric counters and histogram buckets at one instant."""
 
     time: float
     cpu_s: float
     counters: dict[str, float]
+    histograms: dict[str, dict[float, float]] | None = None
+    processes: int = 1
 
     def since(self, before: Snapshot) -> dict:
         """CPU cores used and batching statistics between ``before`` and this snapshot."""
         wall = self.time - before.time
         d = {k: self.counters.get(k, 0.0) - before.counters.get(k, 0.0) for k in COUNTERS}
-        out = {"server_cpu_cores": (self.cpu_s - before.cpu_s) / wall if wall > 0 else 0.0}
+        out = {"server_cpu_cores": (self.cpu_s - before.cpu_s) / wall if wall > 0 else 0.0,
+               "server_cpu_s": self.cpu_s - before.cpu_s, "server_processes_seen": self.processes}
         if self.counters:  # rewardserve only; the torch baseline exports no metrics
             out.update({
                 "server_items": d["items"],
@@ -80,30 +75,48 @@ class Snapshot:
 class ServerProcess:
     """One server under test, in a subprocess; a context manager that stops it on exit."""
 
-    def __init__(self, name: str, argv: list[str], port: int, metrics_port: int | None, log_path: Path,
-                 env: dict[str, str] | None = None):
+    def __init__(self, name: str, argv: list[str], port: int | None, metrics_port: int | None, log_path: Path,
+                 env: dict[str, str] | None = None, http_port: int | None = None, processes: int = 1):
         self.name, self.argv, self.port, self.metrics_port, self.log_path = name, argv, port, metrics_port, log_path
-        self.env = env or {}
+        self.env, self.http_port, self.processes = env or {}, http_port, processes
         self.proc: subprocess.Popen | None = None
-        self._ps: psutil.Process | None = None
+        self._cpu: TreeCpu | None = None
 
     @classmethod
-    def rewardserve(cls, bundle: Path, variant: str, threads: int, max_batch_items: int, max_wait_ms: float,
+    def rewardserve(cls, bundle: Path, variant: str, threads: int, max_batch_items: int, max_wait_ms: float | None,
                     log_dir: Path, provider: str = "cpu", name: str | None = None,
-                    allow_failed_parity: bool = False, max_batch_tokens: int | None = None) -> ServerProcess:
-        """rewardserve serving one variant of ``bundle``."""
+                    allow_failed_parity: bool = False, max_batch_tokens: int | None = None,
+                    http: bool = False, processes: int = 0) -> ServerProcess:
+        """rewardserve serving one variant of ``bundle`` (``max_wait_ms`` None: the server's auto;
+        ``http``: also OpenRLHF's ``/get_reward``; ``processes`` 0: the server's default)."""
         port, metrics_port = free_port(), free_port()
         config = {
             "models": [f"bench={bundle}"], "port": port, "metrics_port": metrics_port, "precision": variant,
             "provider": provider, "intra_op_threads": threads, "max_batch_items": max_batch_items,
-            "max_wait_ms": max_wait_ms,
             "max_queue_items": 65536, "grace_period_s": 1.0, "allow_failed_parity": allow_failed_parity,
         }
+        if max_wait_ms is not None:
+            config["max_wait_ms"] = max_wait_ms
         if max_batch_tokens is not None:  # else the server's own default
             config["max_batch_tokens"] = max(max_batch_tokens, RewardSpec.load(bundle).max_length)
+        http_port = free_port() if http else None
+        if http_port:
+            config["http_port"] = http_port
+        if processes:
+            config["processes"] = processes
         name = name or f"rewardserve-{variant}-b{max_batch_items}"
         argv = [sys.executable, "-m", "rewardserve.benchmarks.server_proc", json.dumps(config)]
-        return cls(name, argv, port, metrics_port, log_dir / f"{name}.log")
+        return cls(name, argv, port, metrics_port, log_dir / f"{name}.log", http_port=http_port,
+                   processes=processes or server_processes_default())
+
+    @classmethod
+    def noop(cls, log_dir: Path, processes: int = 1, http: bool = True) -> ServerProcess:
+        """The no-op RewardService (:mod:`benchmarks.noop_server`): the measuring setup's ceiling."""
+        port, http_port = free_port(), free_port() if http else None
+        argv = [sys.executable, "-m", "rewardserve.benchmarks.noop_server", "--port", str(port),
+                "--processes", str(max(1, processes))] + (["--http-port", str(http_port)] if http_port else [])
+        return cls(f"noop-p{processes}", argv, port, None, log_dir / f"noop-p{processes}.log", http_port=http_port,
+                   processes=max(1, processes))
 
     @classmethod
     def torch(cls, source_bundle: Path, threads: int, log_dir: Path, device: str = "cpu",
@@ -123,6 +136,17 @@ class ServerProcess:
         """``host:port`` for gRPC clients."""
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def url(self) -> str:
+        """The OpenRLHF ``/get_reward`` URL (servers started with HTTP)."""
+        if not self.http_port:
+            raise ValueError(f"{self.name} serves no HTTP")
+        return f"http://127.0.0.1:{self.http_port}/get_reward"
+
+    def address(self, protocol: str) -> str:
+        """Where the load generator sends ``protocol`` (grpc or http) requests."""
+        return self.target if protocol == "grpc" else self.url
+
     def start(self, timeout_s: float = 180.0) -> ServerProcess:
         """Start the process and wait until its health check says SERVING."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -130,8 +154,11 @@ class ServerProcess:
                "TOKENIZERS_PARALLELISM": "false", **self.env}
         with self.log_path.open("w") as log:
             self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
-        self._ps = psutil.Process(self.proc.pid)
-        self._wait_serving(timeout_s)
+        self._cpu = TreeCpu(self.proc.pid)
+        if self.port is None:
+            self._wait_http(timeout_s)
+        else:
+            self._wait_serving(timeout_s)
         logger.info("%s serving on %s (pid %d)", self.name, self.target, self.proc.pid)
         return self
 
@@ -152,26 +179,34 @@ class ServerProcess:
         self.stop()
         raise TimeoutError(f"{self.name} not SERVING after {timeout_s}s:\n{self._log_tail()}")
 
+    def _wait_http(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        body = json.dumps({"query": ["hello"], "prompts": [""], "labels": [""]}).encode()
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with code {self.proc.returncode}:\n{self._log_tail()}")
+            try:
+                req = urllib.request.Request(self.url, body, {"Content-Type": "application/json"})
+                with urllib.request.urlopen(req, timeout=5) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise TimeoutError(f"{self.name} not answering {self.url} after {timeout_s}s:\n{self._log_tail()}")
+
     def _log_tail(self, lines: int = 20) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def snapshot(self) -> Snapshot:
-        """CPU seconds used so far (process and children) and the metric counters."""
-        t = self._ps.cpu_times()
-        cpu = t.user + t.system + t.children_user + t.children_system
-        return Snapshot(time.perf_counter(), cpu, self.scrape() if self.metrics_port else {})
+        """CPU seconds used so far (every process of the server's tree), metric counters and histograms."""
+        counters, hists = scrape(self.metrics_port) if self.metrics_port else ({}, {})
+        return Snapshot(time.perf_counter(), self._cpu.cpu_s(), counters, hists, self._cpu.count())
 
     def scrape(self) -> dict[str, float]:
         """The counters of :data:`COUNTERS` from ``/metrics``, summed over labels."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
-            text = r.read().decode()
-        wanted = {v: k for k, v in COUNTERS.items()}
-        out = dict.fromkeys(COUNTERS, 0.0)
-        for family in text_string_to_metric_families(text):
-            for s in family.samples:
-                if s.name in wanted:
-                    out[wanted[s.name]] += s.value
-        return out
+        return scrape(self.metrics_port)[0]
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if it does not exit within 15 s."""
@@ -190,6 +225,18 @@ class ServerProcess:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def server_processes_default() -> int:
+    """How many processes rewardserve serves with when not told: its auto (the usable CPUs) once
+    ``ServiceConfig`` has ``processes``, else 1."""
+    from dataclasses import fields
+
+    from rewardserve.service.config import ServiceConfig
+
+    if "processes" not in {f.name for f in fields(ServiceConfig)}:
+        return 1
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _serve_main(config_json: str) -> int:
