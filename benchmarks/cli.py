@@ -4,6 +4,7 @@ Flags mirror :class:`BenchConfig`. ``--quick`` is a small sweep for smoke tests 
 explicitly still win).
 
     rewardserve bench --bundle runs/hh-pairwise-onnx --source-bundle runs/hh-pairwise --out results/cpu
+    rewardserve bench --tiny --client-procs 2 --protocols grpc,http --concurrency 1,256 --out results/tiny
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from typing import Any
 
 QUICK = {"concurrency": "1,8", "duration_s": 1.5, "open_loop_fractions": "0.5", "limit_batch_sizes": "1,16",
          "max_texts": 64, "distribution_concurrency": 8}
-_BOOLS = ("torch_baseline", "nobatch_baseline")
-_FLAGS = ("allow_failed_parity",)
+_BOOLS = ("torch_baseline", "nobatch_baseline", "noop_baseline", "other_backends_baseline")
+_FLAGS = ("allow_failed_parity", "tiny")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             p.add_argument(flag, dest=f.name, action="store_const", const=True, default=None, help=f.metadata["help"])
             continue
         default = f.default if not isinstance(f.default, tuple) else ",".join(map(str, f.default))
-        p.add_argument(flag, dest=f.name, default=None, required=f.name == "bundle",
+        p.add_argument(flag, dest=f.name, default=None,
                        help=f"{f.metadata['help']} (default: {default})")
     p.add_argument("--quick", action="store_true", help=f"small sweep for smoke tests: {QUICK}")
     p.set_defaults(handler=_bench)
@@ -50,7 +51,10 @@ def config_from_args(args: argparse.Namespace):
         value = getattr(args, f.name)
         if value is not None:
             values[f.name] = value
-    for name, cast in (("items_per_request", int), ("duration_s", float), ("max_requests", int),
+    if values.get("tiny") and "variants" not in values:
+        values["variants"] = "fp32"  # the tiny bundle has only fp32
+    for name, cast in (("client_procs", int), ("server_processes", int), ("ratio_concurrency", int),
+                       ("trickle_base_ms", float), ("items_per_request", int), ("duration_s", float), ("max_requests", int),
                        ("distribution_concurrency", int), ("threads", int), ("max_texts", int),
                        ("max_batch_items", int), ("max_wait_ms", float), ("max_batch_tokens", int), ("request_timeout_s", float),
                        ("startup_timeout_s", float), ("seed", int)):
@@ -68,8 +72,9 @@ def _bench(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     results = run_bench(config)
     print((config.out / "results.md").read_text())
-    print(f"wrote {config.out}/results.json, results.md and {', '.join(_plots())}")
-    return 0 if results["ratios"] else 1
+    plots = f" and {', '.join(_plots())}" if results["variants"] or results["systems"] else ""
+    print(f"wrote {config.out}/results.json, results.md{plots}")
+    return 0 if results["ratios"] or results.get("trickle") else 1
 
 
 def _plots() -> list[str]:

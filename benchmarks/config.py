@@ -38,7 +38,7 @@ def _floats(value) -> tuple[float, ...]:
 class BenchConfig:
     """Settings of one benchmark run: what is served, what load, which baselines, where results go."""
 
-    bundle: Path = _help("ONNX bundle directory (written by `rewardserve export`)")
+    bundle: Path | None = _help("ONNX bundle directory (written by `rewardserve export`); not with --tiny")
     source_bundle: Path | None = _help("model bundle (HF weights) the ONNX bundle came from; "
                                        "needed by the per-request PyTorch baseline (skipped without it)")
     data: Path | None = _help("texts: .jsonl (chosen/rejected dialogues, text, tweet) or .csv (tweet/text "
@@ -69,10 +69,36 @@ class BenchConfig:
     request_timeout_s: float = _help("deadline of each benchmark request", 30.0)
     startup_timeout_s: float = _help("longest wait for a server to report SERVING", 180.0)
     seed: int = _help("seed of the open-loop arrival times and text order", 0)
+    tiny: bool = _help("build (once, under .cache/bench-tiny) and serve the reliability suite's tiny 2-layer BERT "
+                       "pairwise bundle, its model bundle as --source-bundle", False)
+    client_procs: int = _help("load-generator processes (1: in this process); gRPC clients open >= 8 channels "
+                              "per server process in all", 1)
+    server_processes: int = _help("rewardserve --processes (0: the server's default); also sets the channels", 0)
+    protocols: tuple[str, ...] = _help("grpc and/or http (OpenRLHF's /get_reward, a new connection per request)",
+                                       ("grpc",))
+    noop_baseline: bool = _help("measure the no-op RewardService (the load generator's ceiling)", True)
+    other_backends_baseline: bool = _help("the limit also tries OpenVINO (fp32/bf16) and PyTorch (fp32/bf16 on "
+                                          "CPU, fp32/fp16 on CUDA) offline, besides every ONNX Runtime variant", True)
+    torch_dtypes: tuple[str, ...] = _help("per-request PyTorch baseline dtypes (auto: fp32 and bf16 where the CPU "
+                                          "has it; fp32 and fp16 on CUDA)", ("auto",))
+    serve_rm: str = _help("OpenRLHF serve_rm peer: auto (when its venv exists), on (required), off", "auto")
+    suites: tuple[str, ...] = _help("sweep (closed/open loop against limits and baselines) and/or trickle", ("sweep",))
+    trickle_wait_ms: tuple[str, ...] = _help("trickle check: the servers' max_wait_ms (auto: the server's default)",
+                                             ("auto", "5"))
+    trickle_multiples: tuple[float, ...] = _help("trickle rates as multiples of 1 / max_wait_ms", (4.0, 2.0, 1.0))
+    trickle_base_ms: float = _help("trickle period used where max_wait_ms is 0 (the CPU default)", 5.0)
+    ratio_concurrency: int = _help("closed-loop point of the ratios (0: 64 if swept, else the largest)", 0)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "bundle", Path(self.bundle))
+        if self.bundle is not None:
+            object.__setattr__(self, "bundle", Path(self.bundle))
         object.__setattr__(self, "out", Path(self.out))
+        for name in ("protocols", "torch_dtypes", "suites", "trickle_wait_ms"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                value = value.split(",")
+            object.__setattr__(self, name, tuple(str(v).strip() for v in value if str(v).strip()))
+        object.__setattr__(self, "trickle_multiples", _floats(self.trickle_multiples))
         for name in ("source_bundle", "data"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, Path(getattr(self, name)))
@@ -85,6 +111,9 @@ class BenchConfig:
 
     def validate(self) -> None:
         """Raise ValueError stating the first rule that is broken."""
+        if self.bundle is None and not self.tiny:
+            raise ValueError("bundle is required (or tiny, to build and serve the tiny bundle)")
+        self._validate_new()
         if not self.variants:
             raise ValueError("variants must name at least one ONNX variant")
         for v in self.variants:
@@ -112,6 +141,33 @@ class BenchConfig:
             raise ValueError(f"device must be cpu or cuda, got {self.device!r}")
         if self.items_per_request > self.max_batch_items * 16:
             raise ValueError("items_per_request must be <= 16 x max_batch_items (the server's per-request cap)")
+
+    def _validate_new(self) -> None:
+        for name, allowed in (("protocols", ("grpc", "http")), ("suites", ("sweep", "trickle"))):
+            value = getattr(self, name)
+            if not value or any(v not in allowed for v in value):
+                raise ValueError(f"{name} must list some of {allowed}, got {value}")
+        if self.client_procs < 1:
+            raise ValueError(f"client_procs must be >= 1, got {self.client_procs}")
+        if self.server_processes < 0:
+            raise ValueError(f"server_processes must be >= 0 (0: the server's default), got {self.server_processes}")
+        if self.serve_rm not in ("auto", "on", "off"):
+            raise ValueError(f"serve_rm must be auto, on or off, got {self.serve_rm!r}")
+        for d in self.torch_dtypes:
+            if d not in ("auto", "fp32", "bf16", "fp16"):
+                raise ValueError(f"torch_dtypes must be among auto, fp32, bf16, fp16, got {d!r}")
+        for w in self.trickle_wait_ms:
+            if w != "auto" and not float(w) >= 0:
+                raise ValueError(f"trickle_wait_ms must be auto or >= 0, got {w!r}")
+        if not self.trickle_multiples or min(self.trickle_multiples) <= 0 or self.trickle_base_ms <= 0:
+            raise ValueError("trickle_multiples and trickle_base_ms must be > 0")
+        if self.ratio_concurrency and self.ratio_concurrency not in self.concurrency:
+            raise ValueError(f"ratio_concurrency {self.ratio_concurrency} is not in concurrency {self.concurrency}")
+
+    @property
+    def reference_concurrency(self) -> int:
+        """The closed-loop point the ratios are read at."""
+        return self.ratio_concurrency or (64 if 64 in self.concurrency else max(self.concurrency))
 
     @property
     def torch_enabled(self) -> bool:

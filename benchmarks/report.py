@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+from rewardserve.benchmarks.report_tables import offline_table, side_by_side, skipped_table, trickle_table
 
 PLOTS = ("throughput_vs_concurrency.png", "latency_vs_load.png", "latency_distribution.png")
 
@@ -23,7 +24,8 @@ def write_report(results: dict, out: Path) -> list[Path]:
     paths = [out / "results.json", out / "results.md"]
     paths[0].write_text(json.dumps(results, indent=1, default=_jsonable) + "\n")
     paths[1].write_text(markdown(results))
-    paths += plot_all(results, out)
+    if results["variants"] or results["systems"]:  # a trickle-only run has nothing to plot
+        paths += plot_all(results, out)
     return paths
 
 
@@ -40,7 +42,8 @@ def systems(results: dict) -> Iterator[tuple[str, dict]]:
         if "rewardserve_nobatch" in v:
             yield f"rewardserve {variant} batch 1", v["rewardserve_nobatch"]
     for name, s in results["systems"].items():
-        yield f"{name.replace('-', ' ')} per-request", s
+        label = name.replace("-", " ")
+        yield (f"{label} per-request" if name.startswith("torch") else label), s
 
 
 def _f(x, digits: int = 1) -> str:
@@ -59,8 +62,13 @@ def markdown(results: dict) -> str:
         f"Texts: {w['n_texts']} from `{w['source']}`, {w['tokens_mean']:.0f} tokens on average "
         f"(p90 {w['tokens_p90']:.0f}, max {w['tokens_max']}, {100 * w['truncated_fraction']:.0f}% truncated). "
         f"Default CPU variant: {results['default_variant']}. Server and load generator share the machine.", "",
+        *side_by_side(results), *trickle_table(results), *skipped_table(results),
+    ]
+    if not results["variants"] and not results["systems"]:
+        return "\n".join(lines)
+    lines += [
         "## Ratios (measured in the same run)", "",
-        "| variant | at clients | items/s | server / limit | peak / limit | server / per-request torch fp32 "
+        "| variant | at clients | items/s | server / limit (best offline) | peak / limit | server / per-request torch fp32 "
         "| batching on / off | padding eff. | mean batch | open-loop p99 at half peak / p50 at 1 client |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -74,7 +82,7 @@ def markdown(results: dict) -> str:
         for b in results["bars"]:
             variant = b["variant"] + (" (default)" if b.get("default_variant") else "")
             lines.append(f"| {b['bar']} | {variant} | {_f(b['value'], 2)} | {'yes' if b['met'] else 'NO'} |")
-    lines += ["", "## Limit: raw ONNX Runtime offline, length-sorted, best batch size", "",
+    lines += ["", *offline_table(results), "## Limit: raw ONNX Runtime offline, length-sorted, best batch size", "",
               "| variant | provider | workers x threads | best batch | items/s | items/s after the sweep | tokens/s "
               "| padding eff. | items/s by batch size | other threading tried |",
               "|---|---|---:|---:|---:|---:|---:|---:|---|---|"]
@@ -89,18 +97,20 @@ def markdown(results: dict) -> str:
                      f"| {_f(lim['padding_efficiency'], 3)} | {sizes} | {others or '-'} |")
     lines += ["", "## Closed loop", "", *_point_table(results, "closed"), "",
               "## Open loop (Poisson arrivals; latency from the scheduled arrival)", "",
-              *_point_table(results, "open"), ""]
+              *_point_table(results, "open"), "",
+              "## Closed loop over HTTP (OpenRLHF's client: one query per POST, a new connection each)", "",
+              *_point_table(results, "http"), ""]
     return "\n".join(lines)
 
 
 def _point_table(results: dict, mode: str) -> list[str]:
-    load = "clients" if mode == "closed" else "offered items/s"
+    load = "offered items/s" if mode == "open" else "clients"
     rows = [f"| system | {load} | items/s | tokens/s | p50 ms | p90 ms | p99 ms | max ms | mean batch "
             "| padding eff. | server CPU cores | client CPU cores | errors |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for label, s in systems(results):
-        for p in s[mode]:
-            x = p["concurrency"] if mode == "closed" else _f(p["offered_items_per_s"])
+        for p in s.get(mode, []):
+            x = _f(p["offered_items_per_s"]) if mode == "open" else p["concurrency"]
             errors = ", ".join(f"{k} {v}" for k, v in p["errors"].items()) or "0"
             rows.append(f"| {label} | {x} | {_f(p['items_per_s'])} | {_f(p['tokens_per_s'], 0)} | {_f(p['p50_ms'])} "
                         f"| {_f(p['p90_ms'])} | {_f(p['p99_ms'])} | {_f(p['max_ms'])} | {_f(p.get('mean_batch_size'))} "

@@ -2,9 +2,9 @@
 
 A grpc.aio server implementing the same ``rewardserve.v1.RewardService.Score``, so the same
 load generator drives it, with a transformers model loaded from the *model bundle* (the
-ONNX bundle's source weights). Like ``serve_rm``, it runs one request at a time (one worker
-thread): the items of a request are padded into one forward pass, but requests are never
-batched together. Formatting and truncation follow ``reward.json`` as the service does.
+ONNX bundle's source weights), sdpa attention, fp32 or bf16 (``serve_rm``'s default) on CPU,
+fp32 or fp16 on CUDA. Like ``serve_rm``, it runs one request at a time (one worker thread): the
+items of a request are padded into one forward pass, but requests are never batched together. Formatting and truncation follow ``reward.json`` as the service does.
 
     python -m rewardserve.benchmarks.torch_server --source-bundle runs/hh-pairwise --port 50061 --threads 2
 """
@@ -56,8 +56,10 @@ class TorchScorer:
         self.spec = RewardSpec.load(source_bundle)
         self.tokenizer = AutoTokenizer.from_pretrained(source_bundle, use_fast=True)
         self.tokenizer.truncation_side = self.spec.truncation_side.value
-        torch_dtype = {"fp32": torch.float32, "fp16": torch.float16}[dtype]
-        self.model = AutoModelForSequenceClassification.from_pretrained(source_bundle, torch_dtype=torch_dtype)
+        torch_dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
+        # sdpa attention, as OpenRLHF's serve_rm runs on CPU (its default flash-attn needs CUDA).
+        self.model = AutoModelForSequenceClassification.from_pretrained(source_bundle, torch_dtype=torch_dtype,
+                                                                        attn_implementation="sdpa")
         self.model.to(device).eval()
         self.device = device
         self._torch = torch
@@ -125,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", choices=["fp32", "fp16"], default="fp32")
+    p.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default="fp32",
+                   help="bf16: as serve_rm runs by default (fast on CPUs with AVX-512 BF16 / AMX)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     scorer = TorchScorer(args.source_bundle, args.device, args.dtype, args.threads)

@@ -1,0 +1,181 @@
+"""Offline limits of runtimes other than ONNX Runtime: OpenVINO on the exported ONNX, PyTorch on the source.
+
+Every limit runs the same pre-tokenized, length-sorted items as the ONNX Runtime limit
+(:mod:`benchmarks.limit`: the server's own encoder and padding) at each batch size, and keeps
+the best; none times tokenizing. Each runs in its own subprocess (``python -m`` this module),
+so torch's OpenMP pool and OpenVINO's threads never live in the bench process.
+
+- ``openvino``: the ``openvino`` package reading ``model_fp32.onnx`` directly, CPU plugin,
+  ``INFERENCE_PRECISION_HINT`` f32 or bf16 (bf16 only where the CPU offers it: OpenVINO would
+  otherwise run f32 and call it bf16); one infer request per worker thread, like the server's
+  inference workers; one worker per core x 1 thread and 1 worker x every core are both tried.
+- ``torch``: ``AutoModelForSequenceClassification`` from the model bundle, ``attn_implementation
+  = "sdpa"``, fp32 or bf16 on CPU (fp32/fp16 on CUDA), one forward pass per batch, torch's
+  threads = the cores; ``OMP_WAIT_POLICY=PASSIVE`` as for the per-request baseline.
+
+    python -m rewardserve.benchmarks.backend_limits openvino bf16 --bundle B --data D --max-texts 400 --seed 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from rewardserve.benchmarks.hardware import cpu_bf16
+from rewardserve.benchmarks.workload import Workload
+from rewardserve.service.engine.encoding import pad_batch
+
+from rewardserve.manifest import Manifest
+
+logger = logging.getLogger(__name__)
+
+
+def sweep(run: Callable[[list], object], ordered: Sequence, batch_sizes: Sequence[int], workers: int,
+          min_time_s: float) -> dict:
+    """Best items/s over ``batch_sizes``; ``run`` takes one batch of encoded items."""
+    tokens = sum(e.num_tokens for e in ordered)
+    per_size = {}
+    with ThreadPoolExecutor(workers) as pool:
+        for size in batch_sizes:
+            batches = [list(ordered[i : i + size]) for i in range(0, len(ordered), size)]
+            run(batches[-1])  # warm up the longest shapes
+            rounds, start = 0, time.perf_counter()
+            while True:
+                list(pool.map(run, batches))
+                rounds += 1
+                elapsed = time.perf_counter() - start
+                if elapsed >= min_time_s:
+                    break
+            per_size[size] = {"items_per_s": rounds * len(ordered) / elapsed, "tokens_per_s": rounds * tokens / elapsed}
+    best = max(per_size, key=lambda s: per_size[s]["items_per_s"])
+    return {"best_batch_size": best, "items_per_s": per_size[best]["items_per_s"],
+            "tokens_per_s": per_size[best]["tokens_per_s"], "by_batch_size": {str(k): v for k, v in per_size.items()}}
+
+
+def _type_name(t) -> str:
+    """'f32' / 'bf16' from an OpenVINO element type (its str() is a repr)."""
+    return t.to_string() if hasattr(t, "to_string") else str(t)
+
+
+def openvino_limit(bundle: Path, precision: str, encoded: Sequence, batch_sizes: Sequence[int],
+                   min_time_s: float) -> dict:
+    """OpenVINO CPU on ``model_fp32.onnx`` at ``precision`` (fp32 | bf16), the better of two threadings."""
+    import openvino as ov
+
+    manifest = Manifest.load(bundle)
+    core = ov.Core()
+    model = core.read_model(str(manifest.variant("fp32").path(bundle)))
+    names = [i.get_any_name() for i in model.inputs]
+    ordered = sorted(encoded, key=lambda e: e.num_tokens)
+    cores = os.cpu_count() or 1
+    results = []
+    for workers, threads in dict.fromkeys([(cores, 1), (1, cores)]):
+        compiled = core.compile_model(model, "CPU", {
+            "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+            "NUM_STREAMS": str(workers), "INFERENCE_NUM_THREADS": str(workers * threads)})
+        requests = [compiled.create_infer_request() for _ in range(workers)]
+        free = list(requests)
+
+        def run(batch, compiled=compiled, free=free):
+            req = free.pop()  # list.pop/append are atomic: one request per worker thread at a time
+            try:
+                feed = {k: v for k, v in pad_batch(batch, manifest.pad_token_id).items() if k in names}
+                req.infer(feed)
+                return req.get_output_tensor(0).data
+            finally:
+                free.append(req)
+
+        r = sweep(run, ordered, batch_sizes, workers, min_time_s)
+        r.update(workers=workers, threads=threads,
+                 precision_used=_type_name(compiled.get_property("INFERENCE_PRECISION_HINT")))
+        results.append(r)
+    best = max(results, key=lambda r: r["items_per_s"])
+    best["alternatives"] = [{k: r[k] for k in ("workers", "threads", "best_batch_size", "items_per_s")} for r in results]
+    best["version"] = ov.get_version()
+    return best
+
+
+def torch_limit(source_bundle: Path, precision: str, encoded: Sequence, batch_sizes: Sequence[int],
+                min_time_s: float, device: str, pad_id: int) -> dict:
+    """PyTorch (transformers, sdpa) batched forward passes at ``precision`` (fp32 | bf16 | fp16)."""
+    import inspect
+
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    if device == "cpu":
+        torch.set_num_threads(os.cpu_count() or 1)
+    model = AutoModelForSequenceClassification.from_pretrained(source_bundle, torch_dtype=dtype,
+                                                               attn_implementation="sdpa").to(device).eval()
+    accepted = set(inspect.signature(model.forward).parameters) & {"input_ids", "attention_mask", "token_type_ids"}
+
+    def run(batch):
+        feed = {k: torch.from_numpy(v).to(device) for k, v in pad_batch(batch, pad_id).items() if k in accepted}
+        with torch.inference_mode():
+            out = model(**feed).logits.float()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return out
+
+    r = sweep(run, sorted(encoded, key=lambda e: e.num_tokens), batch_sizes, 1, min_time_s)
+    r.update(workers=1, threads=torch.get_num_threads(), version=torch.__version__, attention="sdpa")
+    return r
+
+
+def candidates(device: str, have_source: bool) -> list[tuple[str, str, str]]:
+    """(backend, precision, reason to skip or '') of every non-ORT limit this host could run."""
+    out = []
+    if device == "cpu":
+        try:
+            import openvino  # noqa: F401
+            ov_missing = ""
+        except ImportError:
+            ov_missing = "openvino not installed (pip install openvino)"
+        out.append(("openvino", "fp32", ov_missing))
+        out.append(("openvino", "bf16", ov_missing or ("" if cpu_bf16() else "CPU has no AVX-512 BF16 / AMX")))
+    no_source = "" if have_source else "no --source-bundle (the model bundle's weights)"
+    for precision in ("fp32", "bf16") if device == "cpu" else ("fp32", "fp16"):
+        skip = no_source or ("CPU has no AVX-512 BF16 / AMX" if precision == "bf16" and not cpu_bf16() else "")
+        out.append(("torch", precision, skip))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure one (backend, precision) limit; print its JSON as the last line."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("backend", choices=["openvino", "torch"])
+    p.add_argument("precision", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--bundle", type=Path, required=True, help="ONNX bundle (tokenizer, model_fp32.onnx)")
+    p.add_argument("--source-bundle", type=Path, help="model bundle (torch)")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--max-texts", type=int, default=400)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-sizes", default="1,8,16,32,64")
+    p.add_argument("--min-time-s", type=float, default=2.0)
+    p.add_argument("--device", default="cpu")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    encoded = Workload.load(args.bundle, args.data, args.max_texts, args.seed).encoded
+    sizes = [int(s) for s in args.batch_sizes.split(",") if s.strip()]
+    if args.backend == "openvino":
+        r = openvino_limit(args.bundle, args.precision, encoded, sizes, args.min_time_s)
+    else:
+        r = torch_limit(args.source_bundle, args.precision, encoded, sizes, args.min_time_s, args.device,
+                        Manifest.load(args.bundle).pad_token_id)
+    tokens = sum(e.num_tokens for e in encoded)
+    r.update(backend=args.backend, precision=args.precision, device=args.device, n_items=len(encoded),
+             mean_tokens=tokens / len(encoded))
+    print(json.dumps(r))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

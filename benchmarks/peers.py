@@ -1,0 +1,46 @@
+"""Other reward servers, run unmodified beside rewardserve in the same benchmark run.
+
+The real OpenRLHF ``serve_rm`` (openrlhf 0.11.2, bf16, sdpa) through
+``../shared/peers/openrlhf_serve_rm.sh``, which keeps it in its own venv. It joins a run only
+when that venv and its model exist (``openrlhf_serve_rm.sh setup /tmp/orl-model`` builds both,
+about 3 minutes); otherwise it is skipped with the reason. Its model is all-MiniLM-L6-v2 with
+an untrained value head: the same architecture and size as the default HH reward model, so its
+speed, not its rewards, is what is compared. It speaks only HTTP and is driven by the
+OpenRLHF-style client (:mod:`benchmarks.http_client`).
+
+Example::
+
+    reason = serve_rm_missing(venv, model)
+    server = serve_rm(log_dir, max_len=256, venv=venv, model=model) if reason is None else None
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from rewardserve.benchmarks.server_proc import REPO, ServerProcess, free_port
+
+PEERS_DIR = REPO.parent / "shared" / "peers"
+SERVE_RM_SCRIPT = PEERS_DIR / "openrlhf_serve_rm.sh"
+SERVE_RM_VENV = Path(os.environ.get("ORL_VENV", "/tmp/orl-venv"))
+SERVE_RM_MODEL = Path("/tmp/orl-model")
+
+
+def serve_rm_missing(venv: Path = SERVE_RM_VENV, model: Path = SERVE_RM_MODEL) -> str | None:
+    """Why ``serve_rm`` cannot join this run, or None when it can."""
+    if not SERVE_RM_SCRIPT.is_file():
+        return f"{SERVE_RM_SCRIPT} not found"
+    if not (venv / ".orl-serve-rm-ready").is_file():
+        return f"no serve_rm environment in {venv} (bash {SERVE_RM_SCRIPT} setup {model})"
+    if not (model / "model.safetensors").is_file():
+        return f"no serve_rm model in {model} (bash {SERVE_RM_SCRIPT} setup {model})"
+    return None
+
+
+def serve_rm(log_dir: Path, max_len: int, venv: Path = SERVE_RM_VENV, model: Path = SERVE_RM_MODEL) -> ServerProcess:
+    """OpenRLHF ``serve_rm`` on a free port, ``--data.max_len`` as the served model's max_length."""
+    port = free_port()
+    argv = ["bash", str(SERVE_RM_SCRIPT), str(port), str(model), "--data.max_len", str(max_len)]
+    return ServerProcess("openrlhf-serve_rm", argv, None, None, log_dir / "openrlhf-serve_rm.log",
+                         env={"ORL_VENV": str(venv)}, http_port=port)
