@@ -1,8 +1,10 @@
 """Parity of each ONNX variant against PyTorch fp32, and the gate that fails a variant.
 
-The same tokenized batches go through PyTorch and ONNX Runtime: batch size 1, batched with
-right padding (what the service sends) and, for decoders, batched with left padding (the
-classification head must still find the last real token).
+Parity checks what is served: the batch-1 and right-padded runs are encoded by the server's
+own encoder, truncation and padding (:class:`TextEncoder`, :func:`pad_batch`: position ids
+too), after asserting that its token ids equal the Hugging Face tokenizer's for every text.
+PyTorch and the ONNX backends get those same arrays. Decoders add a left-padded run from the
+HF tokenizer (not served; the classification head must still find the last real token).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 from rewardserve.export.config import Tolerances
 from rewardserve.export.onnx_export import SourceModel
 from rewardserve.export.texts import ParityTexts
+from rewardserve.service.engine.encoding import TextEncoder, pad_batch
 
 from rewardserve.activations import sigmoid, softmax
 from rewardserve.enums import ModelKind, Precision
@@ -31,30 +34,56 @@ class ParityRun:
     batches: list[dict[str, np.ndarray]]
 
 
-def build_runs(source: SourceModel, texts: ParityTexts, input_names: list[str], batch_size: int) -> list[ParityRun]:
-    """Tokenize the texts into the runs parity compares: bs1, batched right- and left-padded."""
+class TokenMismatch(ValueError):
+    """The server's encoder and the Hugging Face tokenizer give different token ids for a text."""
+
+
+def build_runs(source: SourceModel, texts: ParityTexts, input_names: list[str], batch_size: int,
+               encoder: TextEncoder | None = None) -> list[ParityRun]:
+    """The runs parity compares: bs1 and batched right-padded (the server's encoding), left-padded for decoders.
+
+    ``encoder`` is the server's encoder of the bundle's ``tokenizer.json``; without it (library
+    callers) the HF tokenizer's batches are used as they are.
+    """
     sides = ["right", "left"] if source.is_decoder else ["right"]
-    runs = [ParityRun("batch1", _batches(source, texts.texts, input_names, 1, "right"))]
+    runs = [ParityRun("batch1", _batches(source, texts.texts, input_names, 1, "right", encoder))]
     runs += [
-        ParityRun(f"batch{batch_size}_{side}_pad", _batches(source, texts.texts, input_names, batch_size, side))
+        ParityRun(f"batch{batch_size}_{side}_pad",
+                  _batches(source, texts.texts, input_names, batch_size, side, encoder if side == "right" else None))
         for side in sides
     ]
     return runs
 
 
-def _batches(source: SourceModel, texts: list[str], names: list[str], size: int, side: str) -> list[dict]:
+def _batches(source: SourceModel, texts: list[str], names: list[str], size: int, side: str,
+             encoder: TextEncoder | None) -> list[dict]:
     tok, spec = source.tokenizer, source.spec
     tok.padding_side = side
     tok.truncation_side = spec.truncation_side.value
     out = []
     for i in range(0, len(texts), size):
         enc = tok(texts[i : i + size], truncation=True, max_length=spec.max_length, padding=True, return_tensors="np")
+        if encoder is not None:
+            enc = _served(encoder, texts[i : i + size], enc, source.pad_token_id, spec.truncation_side, i)
         missing = [n for n in names if n not in enc]
         if missing:
             raise ValueError(f"the ONNX graph expects inputs {missing} that the tokenizer does not produce")
-        out.append({n: enc[n].astype(np.int64) for n in names})
+        out.append({n: np.asarray(enc[n]).astype(np.int64) for n in names})
     tok.padding_side = "right"
     return out
+
+
+def _served(encoder: TextEncoder, texts: list[str], hf, pad_id: int, truncation, first: int) -> dict[str, np.ndarray]:
+    """The server's padded batch of ``texts``, after checking its tokens against the HF tokenizer's ``hf``."""
+    feed = pad_batch(encoder.encode_batch(texts, truncation), pad_id)
+    for row in range(len(texts)):
+        n = int(hf["attention_mask"][row].sum())
+        ours = feed["input_ids"][row, : int(feed["attention_mask"][row].sum())]
+        if ours.tolist() != hf["input_ids"][row, :n].tolist():
+            raise TokenMismatch(f"parity text {first + row}: the server's encoder gives {len(ours)} tokens "
+                                f"{ours[:8].tolist()}..., the Hugging Face tokenizer {n} tokens "
+                                f"{hf['input_ids'][row, :8].tolist()}...: scores served would differ from PyTorch's")
+    return feed
 
 
 def torch_logits(source: SourceModel, runs: list[ParityRun]) -> dict[str, np.ndarray]:
@@ -69,15 +98,17 @@ def torch_logits(source: SourceModel, runs: list[ParityRun]) -> dict[str, np.nda
     return result
 
 
-def onnx_logits(path: Path, runs: list[ParityRun], provider: str = "CPUExecutionProvider") -> dict[str, np.ndarray]:
-    """Return ONNX Runtime logits of each run from the model at ``path``."""
-    import onnxruntime as ort
+def onnx_logits(path: Path, runs: list[ParityRun], provider: str = "cpu") -> dict[str, np.ndarray]:
+    """Return ONNX Runtime logits of each run from the model at ``path``, through the server's backend."""
+    from rewardserve.service.backends.ort import OrtBackend
+    from rewardserve.service.config import Provider
 
-    session = ort.InferenceSession(str(path), providers=[provider])
-    return {
-        run.name: np.concatenate([session.run(["logits"], b)[0] for b in run.batches]).astype(np.float32)
-        for run in runs
-    }
+    return backend_logits(OrtBackend(path, Provider(provider), intra_op_threads=1), runs)
+
+
+def backend_logits(backend, runs: list[ParityRun]) -> dict[str, np.ndarray]:
+    """Return the logits of each run from a served backend (``Backend.run``), rows in text order."""
+    return {run.name: np.concatenate([backend.run(b) for b in run.batches]).astype(np.float32) for run in runs}
 
 
 def compare(reference: dict[str, np.ndarray], actual: dict[str, np.ndarray], kind: ModelKind, reward_index: int) -> dict[str, Any]:
@@ -155,7 +186,7 @@ def _flip_margins(reference: dict, actual: dict, idx: int) -> dict[str, float]:
 
 def gate(precision: Precision, metrics: dict[str, Any], tolerances: Tolerances) -> str:
     """Return '' if the variant passes, else a message naming variant, metric, value and limit."""
-    name = Precision(precision).value
+    name = str(getattr(precision, "value", precision))  # a variant Precision, or OpenVINO's bf16
     if metrics["non_finite"]:
         return f"{name}: non_finite={metrics['non_finite']} NaN/Inf values in the logits (must be 0)"
     max_diff = tolerances.max_logit_diff(precision)

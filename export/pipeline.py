@@ -23,18 +23,21 @@ from rewardserve.export.optimize import CPU_FUSE_ATTENTION, heads_and_hidden, op
 from rewardserve.export.parity import build_runs, compare, gate, onnx_logits, torch_logits
 from rewardserve.export.per_token import sensitivity
 from rewardserve.export.precision import PROVIDERS, make_variant, variant_method
+from rewardserve.export.serving import record_combinations, write_reference
 from rewardserve.export.texts import ParityTexts, builtin_texts, load_texts
 from rewardserve.export.throughput import measure_file, synthetic_feeds
+from rewardserve.service.engine.encoding import TextEncoder
 
 from rewardserve.bundle import REWARD_FILE
 from rewardserve.enums import Precision
 from rewardserve.files import file_sha256
-from rewardserve.manifest import Manifest, VariantInfo
+from rewardserve.manifest import Manifest, VariantInfo, host_fingerprint
 
 logger = logging.getLogger(__name__)
 
 REFERENCE_FILE = "model_fp32_unoptimized.onnx"
-_TOOLS = ("torch", "transformers", "optimum-onnx", "onnx", "onnxruntime", "onnxruntime-gpu")
+TOKENIZER_FILE = "tokenizer.json"
+_TOOLS = ("torch", "transformers", "optimum-onnx", "onnx", "onnxruntime", "onnxruntime-gpu", "openvino")
 
 
 def variant_file(precision: Precision) -> str:
@@ -83,7 +86,9 @@ def _build(config: ExportConfig, work: Path) -> Manifest:
     reference = export_onnx(source, work / REFERENCE_FILE, config.opset)
     inputs, outputs = _io_names(reference)
     texts = _parity_texts(config, source)
-    runs = build_runs(source, texts, inputs, config.parity_batch_size)
+    save_tokenizer(source, work)  # first: parity encodes with the server's encoder of this very file
+    encoder = TextEncoder.from_file(work / TOKENIZER_FILE, source.spec.max_length)
+    runs = build_runs(source, texts, inputs, config.parity_batch_size, encoder)
     graphs, fusions = _optimized_graphs(config, source, reference, work)
 
     logger.info("[3/%d] writing variants %s", steps, [p.value for p in config.precisions])
@@ -94,7 +99,6 @@ def _build(config: ExportConfig, work: Path) -> Manifest:
         logger.info("  %s -> %s (%.1f MB)", p.value, files[p].name, files[p].stat().st_size / 1e6)
     for graph in set(graphs.values()) - {reference}:
         graph.unlink(missing_ok=True)
-    save_tokenizer(source, work)
     shutil.copyfile(config.bundle / REWARD_FILE, work / REWARD_FILE)  # byte for byte: the contract
 
     logger.info("[4/%d] parity against PyTorch fp32", steps)
@@ -105,6 +109,9 @@ def _build(config: ExportConfig, work: Path) -> Manifest:
         failure[p] = gate(p, parity[p], config.tolerances)
         parity[p]["tolerances"] = config.tolerances.of(p, parity[p]["prob_metric"])  # the gates it was held to, beside the values
         _log_parity(p, parity[p], failure[p])
+    logger.info("  served combinations (backend x precision) on the server's encoding")
+    reference_arrays, reference_info = write_reference(source, encoder, texts.texts, inputs, work)
+    combinations = record_combinations(config, source, files, runs, ref_logits, parity, failure, reference_arrays)
 
     logger.info("[5/%d] throughput on CPU%s", steps, "" if config.throughput else " (skipped)")
     throughput, ref_throughput = _throughput(config, source, inputs, reference, files)
@@ -124,8 +131,9 @@ def _build(config: ExportConfig, work: Path) -> Manifest:
         tool_versions=_tool_versions(),
         reference={"file": REFERENCE_FILE, "sha256": file_sha256(reference), "throughput": ref_throughput},
         parity_data={**texts.describe(), "runs": [r.name for r in runs], "batch_size": config.parity_batch_size},
-        tokenizer_sha256=file_sha256(work / "tokenizer.json"),
+        tokenizer_sha256=file_sha256(work / TOKENIZER_FILE),
         reward_sha256=file_sha256(work / REWARD_FILE),
+        combinations=combinations, host=host_fingerprint(), reference_logits=reference_info,
     )
 
 

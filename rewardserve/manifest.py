@@ -7,6 +7,12 @@ variant only through this manifest, and refuses one whose parity check failed un
 Export records the sha256 of every file whose change would silently change scores (each
 variant, ``tokenizer.json``, ``reward.json``); the service checks them at load.
 
+Since version 2 it also records the served **combinations** (variant file, backend, precision,
+device; :class:`Combination`), each with its parity against PyTorch fp32 on the server's own
+encoding and its speed, the **host** they were measured on (:func:`host_fingerprint`), and a
+small file of reference inputs and PyTorch logits (``reference_logits``) that a server checks a
+combination against at load (it has no torch). Version-1 manifests load with no combinations.
+
 Example::
 
     m = Manifest.load("models/hh-pairwise-onnx")
@@ -18,7 +24,10 @@ Example::
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
+from enum import Enum
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +36,135 @@ from rewardserve.enums import Precision
 from rewardserve.files import file_sha256
 
 MANIFEST_FILE = "manifest.json"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: combinations, host, reference_logits
+REFERENCE_LOGITS_FILE = "reference_logits.npz"
+# CPU flags that change which combination is fastest (or possible): a host differing in them re-measures.
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+RUNTIMES = {"onnxruntime": ("onnxruntime", "onnxruntime-gpu"), "openvino": ("openvino",)}
+
+
+class Runtime(str, Enum):
+    """The inference runtime of a backend."""
+
+    onnxruntime = "onnxruntime"
+    openvino = "openvino"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class ServedPrecision(str, Enum):
+    """What a served model computes in: a variant's own precision (ONNX Runtime) or OpenVINO's bf16 hint."""
+
+    fp32 = "fp32"
+    fp16 = "fp16"
+    int8 = "int8"
+    bf16 = "bf16"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def parse_runtime(value: Any) -> Runtime | None:
+    """``auto`` (or None) -> None, else the Runtime named; the error lists the choices."""
+    text = str(getattr(value, "value", value)).strip().lower() if value is not None else "auto"
+    if text == "auto":
+        return None
+    if text not in Runtime.__members__:
+        raise ValueError(f"expected auto or one of {list(Runtime.__members__)}, got {value!r}")
+    return Runtime(text)
+
+
+def parse_precision(value: Any) -> ServedPrecision | None:
+    """``auto`` (or None) -> None, else the ServedPrecision named (a variant Precision has the same names)."""
+    text = str(getattr(value, "value", value)).strip().lower() if value is not None else "auto"
+    if text == "auto":
+        return None
+    if text not in ServedPrecision.__members__:
+        raise ValueError(f"expected auto or one of {list(ServedPrecision.__members__)}, got {value!r}")
+    return ServedPrecision(text)
+
+
+def check_combination(runtime: Runtime | None, precision: ServedPrecision | None, provider: str) -> None:
+    """Raise ValueError when a backend, precision and provider asked for cannot go together."""
+    if runtime is Runtime.openvino and provider == "cuda":
+        raise ValueError("backend openvino runs on the CPU: provider cuda needs backend onnxruntime (or auto)")
+    if precision is ServedPrecision.bf16 and (runtime is Runtime.onnxruntime or provider == "cuda"):
+        raise ValueError("precision bf16 is OpenVINO's, on the CPU: use backend openvino or auto")
+    if runtime is Runtime.openvino and precision in (ServedPrecision.fp16, ServedPrecision.int8):
+        raise ValueError(f"backend openvino serves fp32 or bf16, not {precision.value}")
+
+
+@dataclass(frozen=True)
+class Combination:
+    """One way to serve the bundle: a variant file run by a runtime at a precision on a device.
+
+    ``parity`` holds the metrics against PyTorch fp32 on the server's encoding (with the gates in
+    ``parity["tolerances"]``); ``verified_on`` says where that ran (e.g. ``CPUExecutionProvider`` for
+    an fp16 variant meant for CUDA: then ``note`` says it is unverified on CUDA). ``items_per_s``
+    is one single-threaded backend on the reference batch, on the manifest's ``host``.
+    ``reference_tolerance`` bounds max |Δlogit| against the reference logits at load.
+    """
+
+    runtime: Runtime
+    precision: ServedPrecision
+    variant: Precision
+    device: str = "cpu"  # cpu | cuda
+    passed: bool = False
+    failure: str = ""
+    parity: dict[str, Any] = field(default_factory=dict)
+    verified_on: str = ""
+    note: str = ""
+    items_per_s: float = 0.0
+    reference_tolerance: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "runtime", Runtime(self.runtime))
+        object.__setattr__(self, "precision", ServedPrecision(self.precision))
+        object.__setattr__(self, "variant", Precision(self.variant))
+
+    @property
+    def key(self) -> str:
+        """``runtime:precision:device``, e.g. ``openvino:bf16:cpu``."""
+        return f"{self.runtime.value}:{self.precision.value}:{self.device}"
+
+
+def _version_of(packages: tuple[str, ...]) -> str:
+    for name in packages:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            continue
+    return ""
+
+
+def _cpu_model_and_flags() -> tuple[str, list[str]]:
+    model, flags = "", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and not model:
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:  # not Linux: the model from the platform module, no flags
+        import platform
+
+        model = platform.processor()
+    return model, sorted(f for f in SPEED_FLAGS if f in flags)
+
+
+def host_fingerprint() -> dict[str, Any]:
+    """What makes speed figures of this host comparable: CPU model and flags, cores, runtime versions."""
+    model, flags = _cpu_model_and_flags()
+    return {"cpu": model, "cpu_flags": flags, "cores": os.cpu_count() or 1,
+            **{runtime: _version_of(packages) for runtime, packages in RUNTIMES.items()}}
+
+
+def host_differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """The fingerprint fields that differ, as ``name: recorded -> current`` (empty: the same host)."""
+    keys = sorted(set(recorded) | set(current))
+    return [f"{k}: {recorded.get(k)!r} -> {current.get(k)!r}" for k in keys if recorded.get(k) != current.get(k)]
 
 
 @dataclass(frozen=True)
@@ -71,6 +208,10 @@ class Manifest:
     tokenizer_sha256: str = ""
     # sha256 of reward.json as exported: labels, reward label and normalization are part of the scores ("" = not recorded).
     reward_sha256: str = ""
+    combinations: list[Combination] = field(default_factory=list)  # version 2: every way to serve it
+    host: dict[str, Any] = field(default_factory=dict)  # host_fingerprint() where they were measured
+    # {"file", "sha256", "n_texts", "source"}: inputs (the server's encoding) and PyTorch fp32 logits.
+    reference_logits: dict[str, Any] = field(default_factory=dict)
     schema_version: int = MANIFEST_VERSION
     directory: str = field(default="", compare=False)
 
@@ -89,6 +230,9 @@ class Manifest:
         d.pop("directory")
         for v in d["variants"].values():
             v["precision"] = Precision(v["precision"]).value
+        for c in d["combinations"]:
+            c.update(runtime=c["runtime"].value, precision=c["precision"].value, variant=c["variant"].value)
+        d["schema_version"] = MANIFEST_VERSION if self.combinations else 1
         return d
 
     def save(self, directory: str | Path) -> Path:
@@ -107,11 +251,15 @@ class Manifest:
             raise BundleError(f"{path}: not found (run `rewardserve export` first)")
         try:
             d = json.loads(path.read_text())
+            if not isinstance(d.get("schema_version", 1), int) or d.get("schema_version", 1) > MANIFEST_VERSION:
+                raise ValueError(f"schema_version is {d.get('schema_version')!r}, newer than this rewardserve "
+                                 f"reads ({MANIFEST_VERSION}): upgrade rewardserve")
             variants = {
                 k: VariantInfo(**{**v, "precision": Precision(v["precision"])})
                 for k, v in d.pop("variants").items()
             }
-            return cls(**d, variants=variants, directory=str(directory))
+            combinations = [Combination(**c) for c in d.pop("combinations", [])]
+            return cls(**d, variants=variants, combinations=combinations, directory=str(directory))
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
             raise BundleError(f"{path}: invalid manifest: {e}") from e
 

@@ -3,6 +3,7 @@
 # torch installed BEFORE the project (so nothing pulls a multi-GB CUDA build), then the
 # project with its test extras. Idempotent: a second run only checks.
 #   REWARDSERVE_EXTRAS=gpu  bash scripts/setup.sh   # GPU host: onnxruntime-gpu instead
+# The default extras (test) include `cpu`: onnxruntime and the OpenVINO runtime (the openvino backend).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -33,4 +34,7 @@ if [[ ",$EXTRAS," == *",test,"* ]] && ! command -v prometheus >/dev/null; then
          "REWARDSERVE_SKIP_PROMETHEUS=1 to skip the tests that run it" >&2
   fi
 fi
-echo "setup: done ($(.venv/bin/python -c 'import torch, onnxruntime; print("torch", torch.__version__, "onnxruntime", onnxruntime.__version__)'))"
+echo "setup: done ($(.venv/bin/python -c '
+import importlib.util, torch, onnxruntime
+ov = importlib.util.find_spec("openvino") and __import__("openvino").__version__
+print("torch", torch.__version__, "onnxruntime", onnxruntime.__version__, "openvino", ov or "not installed")'))"

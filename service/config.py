@@ -22,7 +22,8 @@ from rewardserve.service.config_file import check_keys, load_file
 from rewardserve.service.names import Aliases, Strip, check_names, parse_aliases, parse_strip
 from rewardserve.service.recipes import CompositeSpec, check_recipes, parse_composites
 
-from rewardserve.enums import BatcherFailurePolicy, Precision, enum_values
+from rewardserve.enums import BatcherFailurePolicy, enum_values
+from rewardserve.manifest import Runtime, ServedPrecision, check_combination, parse_precision, parse_runtime
 
 ENV_PREFIX = "REWARDSERVE_"
 
@@ -57,7 +58,8 @@ AUTO_WAIT_MS = {"cpu": 0.0, "cuda": 5.0}
 # 64) while padding costs a lot; a small budget still groups short texts. Measured with MiniLM on
 # HH dialogues (2 cores, fp32, 64 / 4 clients): 16384 -> 21 / 30 items/s at padding efficiency
 # 0.55 / 0.63; 1024 -> 23 / 14 at 0.91 / 0.64; 256 -> 30 / 28 at 0.99 / 0.95. GPUs need big batches.
-AUTO_BATCH_TOKENS = {"cpu": 256, "cuda": 16384}
+# OpenVINO bf16 gains from batches (MiniLM, HH, 2 x 1 thread: 46 items/s at batch 1, 94 at 16; ORT fp32 55 -> 39).
+AUTO_BATCH_TOKENS = {"cpu": 256, "cuda": 16384, "openvino": 2048}
 
 
 @dataclass(frozen=True)
@@ -101,12 +103,6 @@ def _bool(value: Any) -> bool:
     if text in ("0", "false", "no", "off"):
         return False
     raise ValueError(f"expected a boolean (true/false), got {value!r}")
-
-
-def _precision(value: Any) -> Precision | None:
-    if value is None or isinstance(value, Precision):
-        return value
-    return None if str(value) == "auto" else Precision(str(value))
 
 
 def _optional_ms(value: Any) -> float | None:
@@ -160,8 +156,14 @@ class ServiceConfig:
     max_queue_items: int = _opt(4096, "items queued per model before RESOURCE_EXHAUSTED", int)
     max_items_per_request: int = _opt(1024, "most items in one request", int)
     request_timeout_s: float = _opt(60.0, "deadline of requests that carry none, in seconds", float)
-    precision: Precision | None = _opt(None, "ONNX variant: auto|fp32|fp16|int8", _precision)
-    provider: Provider = _opt(Provider.auto, "execution provider: auto|cpu|cuda", Provider)
+    backend: Runtime | None = _opt(None, "auto (the fastest combination that passed parity for this host) | "
+                                   "onnxruntime | openvino (CPU)", parse_runtime)
+    precision: ServedPrecision | None = _opt(None, "auto|fp32|fp16|int8 (ONNX variants) | bf16 (OpenVINO on the "
+                                             "fp32 variant, CPUs with AVX-512 BF16/AMX)", parse_precision)
+    provider: Provider = _opt(Provider.auto, "ONNX Runtime provider: auto|cpu|cuda (cuda stops if CUDA fails to "
+                              "load; auto logs the fallback)", Provider)
+    selection_budget_s: float = _opt(20.0, "backend auto on a host unlike the export host: seconds per model to "
+                                     "re-measure the combinations at load", float)
     intra_op_threads: int = _opt(0, "ONNX Runtime threads per inference (0: auto: 1 on CPU when workers are "
                                  "auto, else cores / workers; ONNX Runtime's default on CUDA)", int)
     inference_workers: int = _opt(0, "batches of one model run concurrently (0: auto: one per core on CPU, "
@@ -226,7 +228,8 @@ class ServiceConfig:
             raise ValueError(f"intra_op_threads must be >= 0 (0: auto), got {self.intra_op_threads}")
         if self.inference_workers < 0:
             raise ValueError(f"inference_workers must be >= 0 (0: auto), got {self.inference_workers}")
-        for name in ("max_wait_ms", "grace_period_s", "max_connection_age_s"):
+        check_combination(self.backend, self.precision, self.provider.value)
+        for name in ("max_wait_ms", "grace_period_s", "max_connection_age_s", "selection_budget_s"):
             if (getattr(self, name) or 0) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.request_timeout_s <= 0:
@@ -270,9 +273,10 @@ class ServiceConfig:
         """How long a partial batch may be held: the set max_wait_ms, or auto for the provider."""
         return AUTO_WAIT_MS[Provider(provider).value] if self.max_wait_ms is None else self.max_wait_ms
 
-    def batch_tokens(self, provider: Provider, max_length: int) -> int:
-        """The token budget of one model's batches: the set value, or auto for the provider."""
-        return self.max_batch_tokens or max(AUTO_BATCH_TOKENS[Provider(provider).value], max_length)
+    def batch_tokens(self, provider: Provider, max_length: int, runtime: Runtime | None = None) -> int:
+        """The token budget of one model's batches: the set value, or auto for the backend and provider."""
+        key = "openvino" if runtime is Runtime.openvino else Provider(provider).value
+        return self.max_batch_tokens or max(AUTO_BATCH_TOKENS[key], max_length)
 
     @classmethod
     def from_sources(
@@ -293,4 +297,4 @@ class ServiceConfig:
         return cls(**values)
 
 
-PRECISION_CHOICES = ["auto", *enum_values(Precision)]
+PRECISION_CHOICES = ["auto", *enum_values(ServedPrecision)]

@@ -1,7 +1,14 @@
 """The ONNX Runtime backend: one session for one model variant; pads a batch and returns logits.
 
 Runs in worker threads (ONNX Runtime releases the GIL). On CUDA, inputs are bound with I/O
-binding so the output stays on the device until one copy back.
+binding so the output stays on the device until one copy back, and sequence lengths are padded
+to multiples of :data:`CUDA_PAD_MULTIPLE` (``pad_to_multiple``) so fp16 sees a bounded set of
+shapes, each warmed up before the server says SERVING.
+
+No silent provider change: ONNX Runtime creates a session even when the CUDA provider fails to
+load (missing CUDA/cuDNN libraries, no device), on the CPU provider alone. Asked for CUDA, the
+backend checks ``session.get_providers()`` and raises :class:`ProviderUnavailable`; with
+``cpu_fallback`` (``--provider auto``) it logs the fallback and runs on CPU.
 """
 
 from __future__ import annotations
@@ -21,6 +28,16 @@ logger = logging.getLogger(__name__)
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 KNOWN_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
+CUDA_PAD_MULTIPLE = 32
+
+
+class ProviderUnavailable(BundleError):
+    """The execution provider asked for could not run the model (ONNX Runtime fell back to another)."""
+
+
+def version() -> str:
+    """The ONNX Runtime version."""
+    return ort.__version__
 
 
 def resolve_provider(provider: Provider) -> Provider:
@@ -42,7 +59,7 @@ class OrtBackend:
         logits = backend.run(pad_batch(encoder.encode_batch(["a", "b"], Truncation.left), pad_id=0))
     """
 
-    def __init__(self, path: str | Path, provider: Provider, intra_op_threads: int = 0):
+    def __init__(self, path: str | Path, provider: Provider, intra_op_threads: int = 0, cpu_fallback: bool = False):
         path = Path(path)
         if not path.is_file():
             raise BundleError(f"{path}: not found")
@@ -59,6 +76,14 @@ class OrtBackend:
             raise BundleError(f"{path}: cannot load ONNX model: {e}") from e
         self.path = path
         self.provider = self.session.get_providers()[0]
+        if provider is Provider.cuda and self.provider != CUDA:
+            reason = (f"onnxruntime {ort.__version__} created the session on {self.session.get_providers()} only: "
+                      "the CUDA provider failed to load (its CUDA/cuDNN libraries or the GPU; onnxruntime's log "
+                      "above names what is missing)")
+            if not cpu_fallback:
+                raise ProviderUnavailable(f"{path}: provider cuda asked for, but {reason}")
+            logger.warning("%s: provider auto: %s; running on %s instead", path.name, reason, self.provider)
+        self.pad_to_multiple = CUDA_PAD_MULTIPLE if self.provider == CUDA else 0
         self.input_names = [i.name for i in self.session.get_inputs()]
         unknown = [n for n in self.input_names if n not in KNOWN_INPUTS]
         if unknown or "input_ids" not in self.input_names:

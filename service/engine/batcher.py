@@ -59,6 +59,8 @@ class Batcher:
         await batcher.stop()                   # runs what was accepted, then returns
     """
 
+    padded_length = staticmethod(lambda longest: longest)  # the length a batch runs at (a backend's buckets)
+
     def __init__(
         self,
         name: str,
@@ -283,7 +285,7 @@ class Batcher:
             self._metrics.batches_in_flight.labels(self.name).dec()
             self._slots.release()
         real = sum(it.num_tokens for it in items)
-        padded = len(items) * max(it.num_tokens for it in items)
+        padded = len(items) * self.padded_length(max(it.num_tokens for it in items))  # bucket rounding counts
         self._metrics.observe_batch(self.name, len(items), real, padded, seconds)
         self.drain.record(len(items), started)
         for p, row in zip(batch, logits, strict=True):

@@ -81,9 +81,29 @@ class TextEncoder:
         return out
 
 
-def pad_batch(batch: Sequence[Encoded], pad_id: int) -> dict[str, np.ndarray]:
-    """Pad items on the right to the longest; return every input a transformer may take (the backend's feed)."""
-    length = max(e.num_tokens for e in batch)
+def padded_length(longest: int, multiple: int = 0, max_length: int | None = None) -> int:
+    """The length a batch is padded to: its longest, or the next bucket (a multiple, at most max_length)."""
+    if multiple <= 1:
+        return longest
+    bucket = -(-longest // multiple) * multiple
+    return max(longest, min(bucket, max_length)) if max_length else bucket
+
+
+def buckets(multiple: int, max_length: int) -> list[int]:
+    """Every length :func:`padded_length` can give: multiples of ``multiple`` below max_length, then max_length."""
+    if multiple <= 1:
+        return [max_length]
+    return [*range(multiple, max_length, multiple), max_length]
+
+
+def pad_batch(batch: Sequence[Encoded], pad_id: int, multiple: int = 0,
+              max_length: int | None = None) -> dict[str, np.ndarray]:
+    """Pad items on the right to the longest (or its bucket); return every input a transformer may take.
+
+    With ``multiple`` (a backend's ``pad_to_multiple``), lengths round up to a multiple of it,
+    capped at ``max_length``: the backend sees a bounded set of shapes (CUDA: no per-shape cost).
+    """
+    length = padded_length(max(e.num_tokens for e in batch), multiple, max_length)
     ids = np.full((len(batch), length), pad_id, np.int64)
     types = np.zeros((len(batch), length), np.int64)
     mask = np.zeros((len(batch), length), np.int64)

@@ -15,8 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from rewardserve.service.backends.base import Backend, open_backend, resolve
-from rewardserve.service.config import ModelErrorPolicy, ModelSource, Provider, ServiceConfig
+from rewardserve.service.backends.base import Backend, Served, open_backend
+from rewardserve.service.backends.choice import choose_variant  # noqa: F401 (callers import it from here)
+from rewardserve.service.config import ModelErrorPolicy, ModelSource, ServiceConfig
 from rewardserve.service.domain import (
     Encoded,
     ItemScore,
@@ -27,14 +28,14 @@ from rewardserve.service.domain import (
 )
 from rewardserve.service.engine.batcher import Batcher
 from rewardserve.service.engine.composite import CompositeModel, build_composites
-from rewardserve.service.engine.encoding import TextEncoder, TooLong, pad_batch
+from rewardserve.service.engine.encoding import TextEncoder, TooLong, buckets, pad_batch, padded_length
 from rewardserve.service.engine.integrity import check_sha256, check_vocab_fits
 from rewardserve.service.engine.postprocess import to_scores
 from rewardserve.service.errors import DeadlineExpired, InvalidArgument, ModelNotFound
 from rewardserve.service.metrics import ServiceMetrics
 
 from rewardserve.bundle import BundleError, RewardSpec
-from rewardserve.enums import Precision, Truncation
+from rewardserve.enums import Truncation
 from rewardserve.formatting import FormatError, Item, format_item
 from rewardserve.manifest import MANIFEST_FILE, Manifest, VariantInfo, check_spec_hash
 
@@ -45,37 +46,10 @@ TOKENIZER_FILE = "tokenizer.json"
 # at most, less than handing them to the prep pool and waking the loop again (measured with py-spy
 # under 256 single-item clients). Longer ones go to the pool, which tokenizes without the GIL.
 INLINE_PREPARE_CHARS = 512
-# Variant preference when no precision is asked for: fast first, exact as the fallback.
-PREFERENCE = {
-    Provider.cuda: (Precision.fp16, Precision.fp32, Precision.int8),
-    Provider.cpu: (Precision.int8, Precision.fp32, Precision.fp16),
-}
-
-
-def choose_variant(
-    manifest: Manifest, provider: Provider, precision: Precision | None, allow_failed_parity: bool
-) -> VariantInfo:
-    """Pick the variant to serve; raise BundleError if it is missing or failed parity."""
-    where = Path(manifest.directory) / MANIFEST_FILE
-    if precision is not None:
-        v = manifest.variant(precision)
-        if not v.passed and not allow_failed_parity:
-            raise BundleError(
-                f"{where}: the {v.precision.value} variant failed its parity check ({v.failure or 'no reason given'}); "
-                "choose another precision or set allow_failed_parity"
-            )
-        return v
-    candidates = [manifest.variants[p.value] for p in PREFERENCE[provider] if p.value in manifest.variants]
-    for v in candidates:
-        if v.passed or allow_failed_parity:
-            return v
-    failures = {v.precision.value: v.failure for v in candidates}
-    raise BundleError(f"{where}: no variant passed its parity check ({failures or 'no variants'})")
-
-
-def padded(backend: Backend, pad_id: int) -> Callable[[Sequence[Encoded]], np.ndarray]:
-    """The batcher's runner: pad a batch of encoded items, run it on the backend."""
-    return lambda batch: backend.run(pad_batch(batch, pad_id))
+def padded(backend: Backend, pad_id: int, max_length: int | None = None) -> Callable[[Sequence[Encoded]], np.ndarray]:
+    """The batcher's runner: pad a batch of encoded items (to the backend's buckets, if any), run it."""
+    multiple = getattr(backend, "pad_to_multiple", 0)
+    return lambda batch: backend.run(pad_batch(batch, pad_id, multiple, max_length))
 
 
 class ScoringModel:
@@ -90,8 +64,9 @@ class ScoringModel:
 
     def __init__(self, name: str, spec: RewardSpec, variant: VariantInfo, encoder: TextEncoder,
                  backend: Backend, batcher: Batcher, prep_pool: ThreadPoolExecutor,
-                 max_text_chars: int | None = None):
+                 max_text_chars: int | None = None, served: Served | None = None):
         self.name = name
+        self.served = served  # the combination (runtime, precision, device) and why it was chosen
         self.spec = spec
         self.variant = variant
         self.encoder = encoder
@@ -112,29 +87,29 @@ class ScoringModel:
         spec = RewardSpec.load(directory)
         manifest = Manifest.load(directory)
         config.check_max_length(source.name, spec.max_length)
-        provider = resolve(config.provider)
-        variant = choose_variant(manifest, provider, config.precision, config.allow_failed_parity)
         manifest_path = directory / MANIFEST_FILE
         encoder = TextEncoder.from_file(directory / TOKENIZER_FILE, spec.max_length)
         check_sha256(directory / TOKENIZER_FILE, manifest.tokenizer_sha256, manifest_path)
         if (warning := check_spec_hash(directory, manifest)) is not None:  # old bundles: load, but say so
             logger.warning("model %s: %s", source.name, warning)
-        workers, threads = config.threading(provider)
-        backend = open_backend(variant.path(directory), provider, threads)
+        served = open_backend(directory, manifest, config)
+        backend, variant, workers, threads = served.backend, served.variant, served.workers, served.threads
         check_sha256(variant.path(directory), variant.sha256, manifest_path)  # after: garbage fails to parse first
         check_vocab_fits(encoder, backend, manifest.pad_token_id, directory / TOKENIZER_FILE)
         batcher = Batcher(
-            source.name, padded(backend, manifest.pad_token_id), metrics, max_batch_items=config.max_batch_items,
-            max_batch_tokens=config.batch_tokens(provider, spec.max_length), max_wait_ms=config.wait_ms(provider),
+            source.name, padded(backend, manifest.pad_token_id, spec.max_length), metrics,
+            max_batch_items=config.max_batch_items, max_wait_ms=config.wait_ms(served.device),
+            max_batch_tokens=config.batch_tokens(served.device, spec.max_length, served.runtime),
             max_queue_items=config.max_queue_items, workers=workers,
         )
-        model = cls(source.name, spec, variant, encoder, backend, batcher, prep_pool, config.max_text_chars)
+        batcher.padded_length = lambda n: padded_length(n, backend.pad_to_multiple, spec.max_length)
+        model = cls(source.name, spec, variant, encoder, backend, batcher, prep_pool, config.max_text_chars, served)
         metrics.set_model_info(
-            source.name, {"path": str(directory), "precision": variant.precision.value, "provider": backend.provider,
+            source.name, {"path": str(directory), "precision": served.precision.value, "provider": backend.provider,
              "kind": spec.kind.value, "max_length": str(spec.max_length), "parity_passed": str(variant.passed)}
         )
-        logger.info("model %s: %s %s on %s (%d workers x %d threads)", source.name, spec.kind.value, variant.file,
-                    backend.provider, workers, threads)
+        logger.info("model %s: %s %s on %s (%d workers x %d threads): %s", source.name, spec.kind.value,
+                    variant.file, served.execution_provider, workers, threads, served.reason)
         return model
 
     @property
@@ -145,8 +120,10 @@ class ScoringModel:
             name=self.name, kind=self.spec.kind.value, labels=tuple(self.spec.labels),
             reward_label=self.spec.reward_label, reward_index=self.spec.reward_index,
             max_length=self.spec.max_length, truncation_side=self.spec.truncation_side.value,
-            text_format=self.spec.text_format.value, precision=self.variant.precision.value,
-            execution_provider=self.backend.provider, parity_passed=self.variant.passed,
+            text_format=self.spec.text_format.value,
+            precision=(self.served.precision if self.served else self.variant.precision).value,
+            execution_provider=self.served.execution_provider if self.served else self.backend.provider,
+            parity_passed=self.served.parity_passed if self.served else self.variant.passed,
             normalization=None if n is None else (n.mean, n.std), model_type=self.spec.model_type,
         )
 
@@ -155,10 +132,14 @@ class ScoringModel:
         return score.logits[self.spec.reward_index]
 
     def warm_up(self) -> None:
-        """Run a short and a longest-possible batch (blocking) so the first request is not slow."""
+        """Run a short and a longest-possible batch (blocking), and one per bucket if the backend pads to them."""
         long_text = "warm up " * self.spec.max_length
         for texts in (["warm up"], [long_text, "warm up"]):
             self.run_batch(self.encoder.encode_batch(texts, Truncation.right))
+        if self.backend.pad_to_multiple:  # every shape the backend will see, before the server says SERVING
+            [longest] = self.encoder.encode_batch([long_text], Truncation.right)
+            for length in buckets(self.backend.pad_to_multiple, self.spec.max_length):
+                self.run_batch([Encoded(longest.ids[:length], longest.type_ids[:length], False)])
 
     def prepare(self, items: Sequence[Item], truncation: Truncation,
                 name_of: Callable[[int], str] = "items[{}]".format) -> list[Encoded]:

@@ -7,7 +7,7 @@ import json
 import pytest
 from rewardserve.service.config import ModelSource, Provider, ServiceConfig
 
-from rewardserve.enums import Precision
+from rewardserve.manifest import ServedPrecision
 
 M = (ModelSource("a", "/x"),)
 
@@ -25,7 +25,7 @@ def test_sources_precedence_file_env_cli(tmp_path):
     env = {"REWARDSERVE_PORT": "2", "REWARDSERVE_ALLOW_FAILED_PARITY": "true", "OTHER": "x"}
     c = ServiceConfig.from_sources({"port": "3", "provider": None}, env, toml)
     assert c.port == 3 and c.max_wait_ms == 7.5 and c.allow_failed_parity is True
-    assert c.precision is Precision.fp16 and [m.name for m in c.models] == ["hh", "tox"]
+    assert c.precision is ServedPrecision.fp16 and [m.name for m in c.models] == ["hh", "tox"]
     js = tmp_path / "serve.json"
     js.write_text(json.dumps({"models": ["hh=/m/hh"], "metrics_port": "off"}))
     assert ServiceConfig.from_sources({}, {}, js).metrics_port is None

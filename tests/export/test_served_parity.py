@@ -1,0 +1,112 @@
+"""Parity on what is served: the server's encoder and padding, every (backend, precision) combination."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from rewardserve.export.onnx_export import load_source
+from rewardserve.export.parity import TokenMismatch, build_runs
+from rewardserve.export.texts import builtin_texts
+from rewardserve.service.engine.encoding import TextEncoder, pad_batch
+
+from rewardserve.enums import Truncation
+
+ort = pytest.importorskip("onnxruntime")
+CUDA = "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+def _encoder(bundle, max_length=64):
+    return TextEncoder.from_file(bundle / "tokenizer.json", max_length)
+
+
+def test_parity_batches_are_the_servers_own_encoding(tiny_bundle):
+    bundle = tiny_bundle("bert", "pairwise")
+    source, texts = load_source(bundle), builtin_texts(16)
+    encoder = _encoder(bundle, source.spec.max_length)
+    runs = build_runs(source, texts, ["input_ids", "attention_mask", "token_type_ids"], 8, encoder)
+    served = pad_batch(encoder.encode_batch(texts.texts[:8], source.spec.truncation_side), source.pad_token_id)
+    batch = runs[1].batches[0]
+    for name in ("input_ids", "attention_mask", "token_type_ids"):
+        np.testing.assert_array_equal(batch[name], served[name])
+    hf = source.tokenizer(texts.texts[:8], truncation=True, max_length=source.spec.max_length, padding=True)
+    assert batch["input_ids"].tolist() == hf["input_ids"]  # identical ids, asserted by build_runs too
+
+
+def test_a_server_encoder_that_tokenizes_differently_stops_export(tiny_bundle):
+    source = load_source(tiny_bundle("bert", "pairwise"))
+    other = _encoder(tiny_bundle("gpt2", "pairwise"))  # another vocabulary: the ids cannot match
+    with pytest.raises(TokenMismatch, match=r"parity text 0: the server's encoder gives .* Hugging Face tokenizer"):
+        build_runs(source, builtin_texts(16), ["input_ids", "attention_mask"], 8, other)
+
+
+def test_decoder_parity_feeds_the_servers_position_ids(tiny_bundle):
+    from rewardserve.export import parity
+
+    bundle = tiny_bundle("gpt2", "pairwise")
+    source = load_source(bundle)
+    encoder = _encoder(bundle, source.spec.max_length)
+    # A graph that takes position_ids gets the server's (counting real tokens), not the tokenizer's (none).
+    [batch] = parity._batches(source, builtin_texts(16).texts[:8], ["input_ids", "attention_mask", "position_ids"],
+                              8, "right", encoder)
+    expected = np.clip(np.cumsum(batch["attention_mask"], axis=1) - 1, 0, None)
+    np.testing.assert_array_equal(batch["position_ids"], expected)
+    runs = build_runs(source, builtin_texts(16), ["input_ids", "attention_mask"], 8, encoder)
+    assert "batch8_left_pad" in [r.name for r in runs]  # decoders: the left-padded graph check stays
+
+
+def test_every_combination_is_recorded_with_parity_speed_and_reference(exported):
+    bundle, manifest = exported("bert", "pairwise")
+    combos = {c.key: c for c in manifest.combinations}
+    for key in ("onnxruntime:fp32:cpu", "onnxruntime:int8:cpu"):
+        assert combos[key].passed and combos[key].items_per_s > 0 and combos[key].verified_on == "CPUExecutionProvider"
+    fp16 = combos["onnxruntime:fp16:cuda"]
+    if CUDA:
+        assert fp16.verified_on == "CUDAExecutionProvider" and not fp16.note
+    else:
+        assert fp16.verified_on == "CPUExecutionProvider" and fp16.note.endswith("unverified on CUDA")
+    assert manifest.host["cpu"] is not None and manifest.host["onnxruntime"] == ort.__version__
+    with np.load(manifest.directory + "/" + manifest.reference_logits["file"]) as ref:
+        feeds = {k: ref[k] for k in ref.files if k != "logits"}
+        from rewardserve.service.backends.ort import OrtBackend
+        from rewardserve.service.config import Provider
+
+        fp32 = OrtBackend(manifest.variant("fp32").path(manifest.directory), Provider.cpu, 1).run(feeds)
+        np.testing.assert_allclose(fp32, ref["logits"], atol=1e-4)  # PyTorch's logits on the served encoding
+    assert manifest.reference_logits["n_texts"] == 16
+
+
+def test_openvino_combinations_pass_their_gates(exported):
+    pytest.importorskip("openvino", reason="openvino is not installed (the cpu extra)")
+    from rewardserve.service.backends.openvino import has_native_bf16
+
+    _, manifest = exported("bert", "classifier")
+    combos = {c.key: c for c in manifest.combinations}
+    fp32 = combos["openvino:fp32:cpu"]
+    assert fp32.passed and fp32.parity["max_abs_logit_diff"] <= 1e-4 and fp32.verified_on == "OpenVINO:CPU:fp32"
+    bf16 = combos["openvino:bf16:cpu"]
+    if not has_native_bf16():
+        assert not bf16.passed and "no native bf16" in bf16.failure
+        return
+    assert bf16.passed, bf16.failure
+    assert bf16.verified_on == "OpenVINO:CPU:bf16" and bf16.parity["tolerances"]["max_abs_logit_diff"] == 5e-2
+    assert 0 < bf16.parity["max_abs_logit_diff"] <= 5e-2 and bf16.parity["agreement"] >= 0.98
+    assert bf16.reference_tolerance >= 5e-2 and bf16.items_per_s > 0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not CUDA, reason="needs onnxruntime-gpu with CUDAExecutionProvider (CPU-only onnxruntime here)")
+def test_fp16_parity_runs_on_cuda_when_there_is_one(exported):
+    _, manifest = exported("bert", "pairwise")
+    fp16 = next(c for c in manifest.combinations if c.key == "onnxruntime:fp16:cuda")
+    assert fp16.verified_on == "CUDAExecutionProvider" and fp16.passed
+
+
+def test_truncation_side_of_the_spec_is_what_parity_encodes(tiny_bundle):
+    bundle = tiny_bundle("bert", "pairwise")
+    source = load_source(bundle)
+    long_text = " ".join(f"w{i}" for i in range(200))
+    encoder = _encoder(bundle, source.spec.max_length)
+    [ours] = encoder.encode_batch([long_text], source.spec.truncation_side)
+    source.tokenizer.truncation_side = source.spec.truncation_side.value
+    hf = source.tokenizer(long_text, truncation=True, max_length=source.spec.max_length)["input_ids"]
+    assert ours.ids.tolist() == hf and ours.truncated and source.spec.truncation_side in tuple(Truncation)
