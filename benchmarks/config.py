@@ -58,7 +58,8 @@ class BenchConfig:
     limit_batch_sizes: tuple[int, ...] = _help("batch sizes the offline limit tries (best one wins)",
                                                (1, 8, 16, 32, 64))
     max_batch_items: int = _help("rewardserve --max-batch-items of the batching server", 64)
-    max_wait_ms: float = _help("rewardserve --max-wait-ms of the batching server", 5.0)
+    max_wait_ms: float | None = _help("rewardserve --max-wait-ms of the batching server (default: the server's "
+                                      "own, 0 on CPU and 5 on CUDA)")
     max_batch_tokens: int | None = _help("rewardserve --max-batch-tokens of the batching server "
                                          "(default: the server's own default)")
     torch_baseline: bool = _help("measure the per-request PyTorch server (needs source_bundle)", True)
@@ -135,7 +136,7 @@ class BenchConfig:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.max_batch_tokens is not None and self.max_batch_tokens < 1:
             raise ValueError(f"max_batch_tokens must be >= 1, got {self.max_batch_tokens}")
-        if self.max_wait_ms < 0:
+        if self.max_wait_ms is not None and self.max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}")
         if self.device not in ("cpu", "cuda"):
             raise ValueError(f"device must be cpu or cuda, got {self.device!r}")

@@ -6,7 +6,9 @@ when that venv and its model exist (``openrlhf_serve_rm.sh setup /tmp/orl-model`
 about 3 minutes); otherwise it is skipped with the reason. Its model is all-MiniLM-L6-v2 with
 an untrained value head: the same architecture and size as the default HH reward model, so its
 speed, not its rewards, is what is compared. It speaks only HTTP and is driven by the
-OpenRLHF-style client (:mod:`benchmarks.http_client`).
+OpenRLHF-style client (:mod:`benchmarks.http_client`). Nothing of OpenRLHF is changed; only
+``OMP_WAIT_POLICY=PASSIVE`` is set, as for the PyTorch baseline (it makes serve_rm faster here,
+so ratios against it are conservative).
 
 Example::
 
@@ -42,5 +44,7 @@ def serve_rm(log_dir: Path, max_len: int, venv: Path = SERVE_RM_VENV, model: Pat
     """OpenRLHF ``serve_rm`` on a free port, ``--data.max_len`` as the served model's max_length."""
     port = free_port()
     argv = ["bash", str(SERVE_RM_SCRIPT), str(port), str(model), "--data.max_len", str(max_len)]
+    # Passive OpenMP waits, as for the per-request PyTorch baseline: spinning OpenMP threads would
+    # fight the load generator for a small machine's cores and make serve_rm look slower than it is.
     return ServerProcess("openrlhf-serve_rm", argv, None, None, log_dir / "openrlhf-serve_rm.log",
-                         env={"ORL_VENV": str(venv)}, http_port=port)
+                         env={"ORL_VENV": str(venv), "OMP_WAIT_POLICY": "PASSIVE"}, http_port=port)

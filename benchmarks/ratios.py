@@ -69,25 +69,17 @@ def ratios(results: dict, config: BenchConfig) -> dict:
     out = {}
     for variant, v in results["variants"].items():
         served = v["rewardserve"]
-        on = at(served["closed"], ref)
-        if on is None:
+        on, http = at(served["closed"], ref), at(served.get("http", []), ref)
+        if on is None and http is None:
             continue
         own = limit_items_per_s(v)
         limit = max(own, best.get("items_per_s", 0.0))
-        r = {"at_concurrency": ref, "items_per_s": on["items_per_s"], "limit_items_per_s": limit,
-             "limit_name": best.get("name", f"onnxruntime {variant}") if best.get("items_per_s", 0) > own
-             else f"onnxruntime {variant}",
-             "server_vs_limit": on["items_per_s"] / limit, "server_vs_own_ort_limit": on["items_per_s"] / own,
-             "peak_vs_limit": max(p["items_per_s"] for p in served["closed"]) / limit,
-             "padding_efficiency": on.get("padding_efficiency"), "mean_batch_size": on.get("mean_batch_size"),
-             "cpu_us_per_request": cpu_us_per_request(on),
-             "server_vs_noop": _div(on["items_per_s"], _items(systems.get("noop"), "closed", ref)),
-             "noop_cpu_us_per_request": cpu_us_per_request(at(systems.get("noop", {}).get("closed", []), ref))}
-        for dtype in ("fp32", "bf16", "fp16"):
-            t = _items(systems.get(f"torch-{dtype}"), "closed", ref)
-            if t is not None:
-                r["server_vs_torch" + ("" if dtype == "fp32" else f"_{dtype}")] = _div(on["items_per_s"], t)
-        http = at(served.get("http", []), ref)
+        r = {"at_concurrency": ref, "limit_items_per_s": limit,
+             "limit_name": best["name"] if best.get("items_per_s", 0) > own else f"onnxruntime {variant}"}
+        if on:
+            r.update(_grpc_ratios(on, served, limit, own, systems, ref))
+            if "rewardserve_nobatch" in v:
+                r["batching_on_vs_off"] = _div(on["items_per_s"], _items(v["rewardserve_nobatch"], "closed", ref))
         if http:
             r.update(http_items_per_s=http["items_per_s"], http_cpu_us_per_request=cpu_us_per_request(http),
                      http_vs_limit=http["items_per_s"] / limit,
@@ -96,17 +88,30 @@ def ratios(results: dict, config: BenchConfig) -> dict:
                      http_vs_torch_bf16=_div(http["items_per_s"], _items(systems.get("torch-bf16"), "closed", ref)))
             one = at(served["http"], 1)
             r["http_p50_at_1_ms"] = one["p50_ms"] if one else None
-        if "rewardserve_nobatch" in v:
-            r["batching_on_vs_off"] = _div(on["items_per_s"], _items(v["rewardserve_nobatch"], "closed", ref))
-        one = at(served["closed"], 1)
-        if one:
-            r["p50_at_1_ms"] = one["p50_ms"]
-        half = next((p for p in served["open"] if p["fraction_of_peak"] == 0.5), None)
-        if one and half:
-            r["open_half_peak_p99_ms"] = half["p99_ms"]
-            r["open_p99_vs_p50_at_1"] = half["p99_ms"] / one["p50_ms"]
         out[variant] = r
     return out
+
+
+def _grpc_ratios(on: dict, served: dict, limit: float, own: float, systems: dict, ref: int) -> dict:
+    r = {"items_per_s": on["items_per_s"], "server_vs_limit": on["items_per_s"] / limit,
+         "server_vs_own_ort_limit": on["items_per_s"] / own,
+         "peak_vs_limit": max(p["items_per_s"] for p in served["closed"]) / limit,
+         "padding_efficiency": on.get("padding_efficiency"), "mean_batch_size": on.get("mean_batch_size"),
+         "cpu_us_per_request": cpu_us_per_request(on),
+         "server_vs_noop": _div(on["items_per_s"], _items(systems.get("noop"), "closed", ref)),
+         "noop_cpu_us_per_request": cpu_us_per_request(at(systems.get("noop", {}).get("closed", []), ref))}
+    for dtype in ("fp32", "bf16", "fp16"):
+        t = _items(systems.get(f"torch-{dtype}"), "closed", ref)
+        if t is not None:
+            r["server_vs_torch" + ("" if dtype == "fp32" else f"_{dtype}")] = _div(on["items_per_s"], t)
+    one = at(served["closed"], 1)
+    if one:
+        r["p50_at_1_ms"] = one["p50_ms"]
+    half = next((p for p in served["open"] if p["fraction_of_peak"] == 0.5), None)
+    if one and half:
+        r["open_half_peak_p99_ms"] = half["p99_ms"]
+        r["open_p99_vs_p50_at_1"] = half["p99_ms"] / one["p50_ms"]
+    return r
 
 
 def bars(ratio: dict, default: str) -> list[dict]:

@@ -74,9 +74,9 @@ def markdown(results: dict) -> str:
     ]
     for variant, r in results["ratios"].items():
         lines.append(
-            f"| {variant} | {r['at_concurrency']} | {_f(r['items_per_s'])} | {_f(r['server_vs_limit'], 2)} "
-            f"| {_f(r['peak_vs_limit'], 2)} | {_f(r.get('server_vs_torch'), 2)} | {_f(r.get('batching_on_vs_off'), 2)} "
-            f"| {_f(r['padding_efficiency'], 3)} | {_f(r['mean_batch_size'])} | {_f(r.get('open_p99_vs_p50_at_1'), 2)} |")
+            f"| {variant} | {r['at_concurrency']} | {_f(r.get('items_per_s'))} | {_f(r.get('server_vs_limit'), 2)} "
+            f"| {_f(r.get('peak_vs_limit'), 2)} | {_f(r.get('server_vs_torch'), 2)} | {_f(r.get('batching_on_vs_off'), 2)} "
+            f"| {_f(r.get('padding_efficiency'), 3)} | {_f(r.get('mean_batch_size'))} | {_f(r.get('open_p99_vs_p50_at_1'), 2)} |")
     if results.get("bars"):
         lines += ["", "## Bars", "", "| bar | variant | value | met |", "|---|---|---:|---|"]
         for b in results["bars"]:
@@ -129,8 +129,14 @@ def plot_all(results: dict, out: Path) -> list[Path]:
     paths = [out / name for name in PLOTS]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, (label, s) in enumerate(systems(results)):
-        pts = s["closed"]
-        ax.plot([p["concurrency"] for p in pts], [p["items_per_s"] for p in pts], "o-", label=label, color=f"C{i}")
+        for mode, style, suffix in (("closed", "o-", ""), ("http", "s:", " (HTTP)")):
+            pts = s.get(mode, [])
+            if pts:
+                ax.plot([p["concurrency"] for p in pts], [p["items_per_s"] for p in pts], style, label=label + suffix,
+                        color=f"C{i % 10}")
+    best = (results.get("offline") or {}).get("best")
+    if best:
+        ax.axhline(best["items_per_s"], ls="-.", lw=1, color="k", label=f"best offline: {best['name']}")
     for j, (variant, v) in enumerate(results["variants"].items()):
         ax.axhline(max(v["limit"]["items_per_s"], v.get("limit_recheck", {}).get("items_per_s", 0.0)),
                    ls="--", lw=1, color=f"C{7 + j}",
@@ -146,13 +152,15 @@ def plot_all(results: dict, out: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, (variant, v) in enumerate(results["variants"].items()):
         pts = sorted(v["rewardserve"]["open"], key=lambda p: p["offered_items_per_s"])
+        if not pts:
+            continue
         x = [p["offered_items_per_s"] for p in pts]
         for q, style in (("p50", "o-"), ("p90", "s--"), ("p99", "^:")):
             ax.plot(x, [p[f"{q}_ms"] for p in pts], style, color=f"C{i}", label=f"{variant} {q}")
         one = next((p for p in v["rewardserve"]["closed"] if p["concurrency"] == 1), None)
         if one and pts:  # the bar: p99 at half of peak within 5x the p50 of a lone client
             ax.axhline(5 * one["p50_ms"], ls="-.", lw=0.8, color=f"C{i}", label=f"{variant} 5 x p50 at 1 client")
-    ax.set(yscale="log", xlabel="offered load (items/s, Poisson)", ylabel="latency (ms)",
+    ax.set(yscale="log" if ax.lines else "linear", xlabel="offered load (items/s, Poisson)", ylabel="latency (ms)",
            title="rewardserve latency percentiles against offered load (open loop)")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")
@@ -167,7 +175,7 @@ def plot_all(results: dict, out: Path) -> list[Path]:
         if lat:
             xs = np.sort(lat)
             ax.plot(xs, np.arange(1, len(xs) + 1) / len(xs), color=f"C{i}", label=label)
-    ax.set(xscale="log", xlabel="latency (ms)", ylabel="fraction of requests",
+    ax.set(xscale="log" if ax.lines else "linear", xlabel="latency (ms)", ylabel="fraction of requests",
            title=f"Latency distribution at {conc} concurrent clients (CDF)")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")

@@ -26,8 +26,9 @@ def side_by_side(results: dict) -> list[str]:
              "|---|---|---:|---:|---|---:|---:|---:|---:|---:|"]
     for variant, r in results["ratios"].items():
         limit = f"{r['limit_name']}: {f(r['limit_items_per_s'])}"
-        lines.append(f"| {variant} | gRPC | {r['at_concurrency']} | {f(r['items_per_s'])} | {limit} "
-                     f"| {f(r['server_vs_limit'], 2)} | {f(r.get('server_vs_noop'), 2)} | {f(r.get('p50_at_1_ms'), 2)} "
+        if "items_per_s" in r:
+            lines.append(f"| {variant} | gRPC | {r['at_concurrency']} | {f(r['items_per_s'])} | {limit} "
+                         f"| {f(r['server_vs_limit'], 2)} | {f(r.get('server_vs_noop'), 2)} | {f(r.get('p50_at_1_ms'), 2)} "
                      f"| {f(r.get('cpu_us_per_request'), 0)} | {f(r.get('noop_cpu_us_per_request'), 0)} |")
         if "http_items_per_s" in r:
             lines.append(f"| {variant} | HTTP /get_reward (new connection per request) | {r['at_concurrency']} "
@@ -38,7 +39,7 @@ def side_by_side(results: dict) -> list[str]:
                                          ("server_vs_torch_bf16", "gRPC / torch bf16 per-request"),
                                          ("http_vs_torch_bf16", "/get_reward / torch bf16 per-request"),
                                          ("http_vs_serve_rm", "/get_reward / OpenRLHF serve_rm"))
-             if any(k in r for r in results["ratios"].values())]
+             if any(isinstance(r.get(k), float) and math.isfinite(r[k]) for r in results["ratios"].values())]
     if peers:
         lines += ["", "| variant | " + " | ".join(label for _, label in peers) + " |",
                   "|---|" + "---:|" * len(peers)]

@@ -33,7 +33,7 @@ from rewardserve.benchmarks.limit import best_limit, measure_limit
 from rewardserve.benchmarks.loadgen import LoadSpec
 from rewardserve.benchmarks.offline import offline_limits
 from rewardserve.benchmarks.peers import serve_rm, serve_rm_missing
-from rewardserve.benchmarks.ratios import bars, ratios
+from rewardserve.benchmarks.ratios import bars, limit_items_per_s, ratios
 from rewardserve.benchmarks.report import write_report
 from rewardserve.benchmarks.server_proc import REPO, ServerProcess
 from rewardserve.benchmarks.trickle import run_trickle
@@ -188,7 +188,8 @@ def run_bench(config: BenchConfig) -> dict:
             for variant in config.variants:
                 results["variants"][variant] = _variant(bench, variant, provider)
             _baselines(bench, results)
-            measured = {k: v["limit"] for k, v in results["variants"].items()}
+            # ORT rows: the better of the limit before and after the sweep, as the ratios use
+            measured = {k: {**v["limit"], "items_per_s": limit_items_per_s(v)} for k, v in results["variants"].items()}
             results["offline"] = offline_limits(config, Path(data), workload.encoded, measured, provider)
             results["skipped"] += results["offline"]["skipped"]
         if "trickle" in config.suites:

@@ -128,3 +128,15 @@ def test_cpu_meter_counts_live_children():
             p.kill()
         root.kill()
         root.wait()
+
+
+def test_batching_server_keeps_its_own_max_wait_unless_told(tmp_path):
+    import json
+
+    from rewardserve.benchmarks.server_proc import ServerProcess
+
+    assert BenchConfig(bundle="b").max_wait_ms is None  # the server's auto (0 on CPU), not a bench-chosen 5 ms
+    auto = json.loads(ServerProcess.rewardserve(tmp_path, "fp32", 0, 64, None, tmp_path).argv[-1])
+    told = json.loads(ServerProcess.rewardserve(tmp_path, "fp32", 0, 64, 5.0, tmp_path, http=True).argv[-1])
+    assert "max_wait_ms" not in auto and "http_port" not in auto
+    assert told["max_wait_ms"] == 5.0 and told["http_port"] > 0
