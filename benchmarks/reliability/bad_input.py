@@ -5,9 +5,12 @@ ListModels and ScoreStream with random Unicode (NUL, controls, BOM, combining ma
 very long and empty texts, huge item counts, unknown models, raw enum values, malformed chat
 messages, unknown option fields, and raw bytes on the wire: garbage, and otherwise valid
 requests holding invalid UTF-8 (lone surrogates; protobuf refuses to encode those, so they go
-out as bytes). Every answer must be a success of the right shape or a documented status
-(:data:`ALLOWED`), never UNKNOWN, INTERNAL or a timeout; afterwards health is still SERVING
-and a good request still gets its solo score. Fixed seeds: the same examples every run.
+out as bytes). One call in :data:`HTTP_SHARE` goes to an HTTP route instead (vLLM ``/classify``,
+``/v1/classify``, SGLang ``/v1/embeddings``, TEI ``/predict``, OpenRLHF ``/get_reward``: see
+:mod:`~rewardserve.benchmarks.reliability.bad_http`). Every answer must be a success of the right
+shape or a documented status (:data:`ALLOWED`; HTTP: ``bad_http.ALLOWED``), never UNKNOWN,
+INTERNAL, a 500 or a timeout; afterwards health is still SERVING and a good request still gets
+its solo score. Fixed seeds: the same examples every run.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import multiprocessing
 import resource
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
@@ -26,14 +29,18 @@ import hypothesis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rewardserve.benchmarks.reliability import bad_http
 from rewardserve.benchmarks.reliability.bad_requests import Call, strategies
 from rewardserve.benchmarks.reliability.common import Section, SoloScorer, cli_server
+from rewardserve.benchmarks.server_proc import free_port
 
 from rewardserve.v1 import reward_pb2 as pb
 
 # The answers service/errors.py documents for bad input; anything else (UNKNOWN, INTERNAL, a timeout) is a bug.
 ALLOWED = ("OK", "INVALID_ARGUMENT", "NOT_FOUND", "RESOURCE_EXHAUSTED")
+HTTP_ALLOWED = tuple(f"HTTP {s}" for s in bad_http.ALLOWED)
 TIMEOUT_S = 60.0
+HTTP_SHARE = 5  # one generated call in HTTP_SHARE picks an HTTP route (drawing favours the first choice: ~1 in 10)
 
 
 def _callables(channel: grpc.Channel) -> dict:
@@ -44,7 +51,15 @@ def _callables(channel: grpc.Channel) -> dict:
     return out
 
 
+@st.composite
+def _mixed(draw, grpc_calls, http_calls) -> Call:
+    """One HTTP call in HTTP_SHARE (st.one_of would flatten both and weight every branch alike)."""
+    return draw(http_calls if draw(st.sampled_from((False,) * (HTTP_SHARE - 1) + (True,))) else grpc_calls)
+
+
 def _send(callables: dict, call: Call):
+    if call.method.startswith("POST "):
+        return callables["http"].submit(bad_http.post, callables["http_url"], call, TIMEOUT_S)
     if call.method == "ScoreStream":
         return callables[call.method](iter(call.payload), timeout=TIMEOUT_S)
     return callables[call.method].future(call.payload, timeout=TIMEOUT_S)
@@ -52,6 +67,11 @@ def _send(callables: dict, call: Call):
 
 def _outcome(call: Call, pending) -> tuple[str, str]:
     """The status code name and, for a success of the wrong shape, what is wrong."""
+    if call.method.startswith("POST "):
+        try:
+            return bad_http.outcome(call, *pending.result())
+        except Exception as e:  # a timeout, a dropped connection
+            return "HTTP NO ANSWER", f"{type(e).__name__}: {e}"
     try:
         result = list(pending) if call.method == "ScoreStream" else pending.result()
     except grpc.RpcError as e:
@@ -69,7 +89,8 @@ def _outcome(call: Call, pending) -> tuple[str, str]:
     return "OK", ""
 
 
-def run_property(target: str, requests: int, batch: int, seed: int = 0) -> tuple[Counter, int, str]:
+def run_property(target: str, requests: int, batch: int, seed: int = 0,
+                 http_url: str | None = None) -> tuple[Counter, int, str]:
     """Run the property test: at least ``requests`` calls, ``batch`` per example.
 
     Returns the answers by (kind, code), the requests sent, and the failure ("" if none): on a
@@ -80,10 +101,12 @@ def run_property(target: str, requests: int, batch: int, seed: int = 0) -> tuple
     sent = 0
     examples = math.ceil(requests / batch)
 
+    calls = strategies() if http_url is None else _mixed(strategies(), bad_http.strategies())
+
     @hypothesis.seed(seed)
     @settings(max_examples=examples, deadline=None, database=None, print_blob=False,
               suppress_health_check=list(HealthCheck))
-    @given(st.lists(strategies(), min_size=batch, max_size=batch))
+    @given(st.lists(calls, min_size=batch, max_size=batch))
     def every_answer_is_documented(calls: list[Call]) -> None:
         nonlocal sent
         pending = [_send(callables, c) for c in calls]
@@ -91,15 +114,15 @@ def run_property(target: str, requests: int, batch: int, seed: int = 0) -> tuple
         for call, p in zip(calls, pending, strict=True):
             code, detail = _outcome(call, p)
             codes[(call.kind, code)] += 1
-            assert code in ALLOWED, f"{call.kind} via {call.method}: {code} {detail!r}"
+            assert code in ALLOWED + HTTP_ALLOWED, f"{call.kind} via {call.method}: {code} {detail!r}"
 
     # The calling process may hold millions of long-lived objects (torch, in a test session): keep the
     # cyclic collector from rescanning them over and over while hypothesis allocates.
     gc.freeze()
     failure = ""
     try:
-        with grpc.insecure_channel(target) as channel:
-            callables = _callables(channel)
+        with grpc.insecure_channel(target) as channel, ThreadPoolExecutor(batch) as http:
+            callables = _callables(channel) | {"http": http, "http_url": http_url}
             every_answer_is_documented()
     except Exception as e:  # the (shrunk) falsifying example
         failure = f"{type(e).__name__}: {e}"
@@ -108,18 +131,19 @@ def run_property(target: str, requests: int, batch: int, seed: int = 0) -> tuple
     return codes, sent, failure
 
 
-def run_parallel(target: str, requests: int, batch: int, workers: int) -> tuple[Counter, int, str]:
+def run_parallel(target: str, requests: int, batch: int, workers: int,
+                 http_url: str | None = None) -> tuple[Counter, int, str]:
     """:func:`run_property` in ``workers`` processes with seeds 0, 1, ...: one generates while another waits.
 
     The work alternates between generating calls (this side) and answering them (the server);
     with two generators the server always has calls to answer.
     """
     if workers == 1:
-        return run_property(target, requests, batch)
+        return run_property(target, requests, batch, 0, http_url)
     share = math.ceil(requests / workers)
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         parts = list(pool.map(run_property, [target] * workers, [share] * workers, [batch] * workers,
-                              range(workers)))
+                              range(workers), [http_url] * workers))
     codes = sum((c for c, _, _ in parts), Counter())
     return codes, sum(n for _, n, _ in parts), "; ".join(f for _, _, f in parts if f)
 
@@ -138,11 +162,12 @@ def bad_input(models, scorer: SoloScorer, requests: int, batch: int, tol: float,
     other core while this one generates requests.
     """
     section = Section("bad input")
+    http_port = free_port()
     server = cli_server("bad-input", models, log_dir, metrics=False, precision="fp32", provider="cpu",
-                        intra_op_threads=1, max_queue_items=2048)
+                        intra_op_threads=1, max_queue_items=2048, http_port=http_port)
     with server.start():
         start, cpu, server_cpu = time.perf_counter(), _own_cpu_s(), server.snapshot().cpu_s
-        codes, sent, failure = run_parallel(server.target, requests, batch, workers)
+        codes, sent, failure = run_parallel(server.target, requests, batch, workers, f"http://127.0.0.1:{http_port}")
         seconds = time.perf_counter() - start
         cpu_s = {"generators": round(_own_cpu_s() - cpu, 1), "server": round(server.snapshot().cpu_s - server_cpu, 1)}
         alive = server.proc.poll() is None
@@ -152,10 +177,14 @@ def bad_input(models, scorer: SoloScorer, requests: int, batch: int, tol: float,
             score = channel.unary_unary("/rewardserve.v1.RewardService/Score", pb.ScoreRequest.SerializeToString,
                                         pb.ScoreResponse.FromString)(
                 pb.ScoreRequest(items=[item], options=pb.ScoreOptions(model="classifier")), timeout=30)
-    by_code = Counter()
+    by_code, http_by_status = Counter(), Counter()
     for (_, code), n in codes.items():
-        by_code[code] += n
+        if code.startswith("HTTP "):
+            http_by_status[code.removeprefix("HTTP ")] += n
+        else:
+            by_code[code] += n
     section.figures.update(requests_sent=sent, seconds=round(seconds, 1), cpu_s=cpu_s, by_code=dict(by_code),
+                           http_by_status=dict(http_by_status),
                            by_kind={f"{k} -> {c}": n for (k, c), n in sorted(codes.items())})
     section.check("every answer a success of the right shape or a documented code", not failure and sent > 0,
                   failure[:2000] or dict(by_code))

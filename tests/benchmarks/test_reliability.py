@@ -3,7 +3,7 @@
 One run (module fixture) of ``python -m rewardserve.benchmarks.reliability --quick``'s code: a 128-client
 soak, cancellation and expiry inside one batch, overload, SIGTERM under load, an injected
 runner failure, every kind of broken bundle under fail and skip, and 10,000 property-based
-bad requests. Each test below asserts one scenario's checks and its key figures.
+bad requests (gRPC and the HTTP routes). Each test below asserts one scenario's checks and its key figures.
 """
 
 from __future__ import annotations
@@ -76,6 +76,9 @@ def test_ten_thousand_bad_requests_get_documented_answers(results):
     assert f["requests_sent"] >= 10_000
     assert set(f["by_code"]) <= {"OK", "INVALID_ARGUMENT", "NOT_FOUND", "RESOURCE_EXHAUSTED"}
     assert f["by_code"]["OK"] > 1000 and f["by_code"]["INVALID_ARGUMENT"] > 1000
+    # The HTTP routes (vLLM, SGLang, TEI, OpenRLHF) get about one call in ten: documented statuses only.
+    assert set(f["http_by_status"]) <= {"200", "400", "404", "413", "429", "503"}
+    assert sum(f["http_by_status"].values()) > 500 and {"200", "400", "404", "413"} <= set(f["http_by_status"])
 
 
 def test_one_table_and_the_result_files(results):
