@@ -13,6 +13,7 @@ from pathlib import Path
 
 from rewardserve.enums import Precision, enum_values
 
+SERVED = (*enum_values(Precision), "bf16", "auto")  # what --variants may name
 QUICK_CONCURRENCY = (1, 8)
 QUICK_DURATION_S = 1.5
 
@@ -44,7 +45,9 @@ class BenchConfig:
     data: Path | None = _help("texts: .jsonl (chosen/rejected dialogues, text, tweet) or .csv (tweet/text "
                               "column); default: HH-RLHF harmless dev dialogues beside the checkout")
     out: Path = _help("results directory (JSON, Markdown, PNG plots)", Path("results/bench"))
-    variants: tuple[str, ...] = _help("ONNX variants measured, each against its own limit", ("fp32", "int8"))
+    variants: tuple[str, ...] = _help("served precisions measured: ONNX variants (fp32, fp16, int8), bf16 (OpenVINO on "
+                                      "the fp32 file: with --server-backend openvino) or auto (the server's own "
+                                      "choice); each also against its ONNX file's ONNX Runtime limit", ("fp32", "int8"))
     concurrency: tuple[int, ...] = _help("closed-loop sweep: concurrent clients per point", (1, 4, 16, 64, 256))
     items_per_request: int = _help("items in each closed-loop request (1: single-item clients)", 1)
     duration_s: float = _help("closed- and open-loop load per point, in seconds", 8.0)
@@ -74,6 +77,8 @@ class BenchConfig:
                        "pairwise bundle, its model bundle as --source-bundle", False)
     client_procs: int = _help("load-generator processes (1: in this process); gRPC clients open >= 8 channels "
                               "per server process in all", 1)
+    server_backend: str | None = _help("rewardserve --backend: auto, onnxruntime or openvino (default: the server's "
+                                       "own)")
     server_processes: int = _help("rewardserve --processes (0: the server's default); also sets the channels", 0)
     protocols: tuple[str, ...] = _help("grpc and/or http (OpenRLHF's /get_reward, a new connection per request)",
                                        ("grpc",))
@@ -118,8 +123,10 @@ class BenchConfig:
         if not self.variants:
             raise ValueError("variants must name at least one ONNX variant")
         for v in self.variants:
-            if v not in enum_values(Precision):
-                raise ValueError(f"variants must be among {enum_values(Precision)}, got {v!r}")
+            if v not in SERVED:
+                raise ValueError(f"variants must be among {SERVED}, got {v!r}")
+        if self.server_backend not in (None, "auto", "onnxruntime", "openvino"):
+            raise ValueError(f"server_backend must be auto, onnxruntime or openvino, got {self.server_backend!r}")
         if not self.concurrency or min(self.concurrency) < 1:
             raise ValueError(f"concurrency must list client counts >= 1, got {self.concurrency}")
         if not self.limit_batch_sizes or min(self.limit_batch_sizes) < 1:
@@ -164,6 +171,10 @@ class BenchConfig:
             raise ValueError("trickle_multiples and trickle_base_ms must be > 0")
         if self.ratio_concurrency and self.ratio_concurrency not in self.concurrency:
             raise ValueError(f"ratio_concurrency {self.ratio_concurrency} is not in concurrency {self.concurrency}")
+
+    def onnx_file(self, variant: str, default: str) -> str:
+        """The ONNX variant file a served precision runs from (its ONNX Runtime limit's file)."""
+        return {"bf16": "fp32", "auto": default}.get(variant, variant)
 
     @property
     def reference_concurrency(self) -> int:

@@ -117,9 +117,12 @@ def torch_dtypes(config: BenchConfig) -> list[str]:
 
 
 def check_server_processes(config: BenchConfig) -> None:
-    """Refuse --server-processes against a rewardserve that has no ``processes`` setting yet."""
-    if config.server_processes and "processes" not in {f.name for f in fields(ServiceConfig)}:
+    """Refuse --server-processes / --server-backend against a rewardserve without those settings."""
+    have = {f.name for f in fields(ServiceConfig)}
+    if config.server_processes and "processes" not in have:
         raise ValueError("--server-processes: this rewardserve has no `serve --processes` yet")
+    if config.server_backend and "backend" not in have:
+        raise ValueError("--server-backend: this rewardserve has no `serve --backend` yet")
 
 
 def _baselines(bench: Bench, results: dict) -> None:
@@ -145,25 +148,27 @@ def _baselines(bench: Bench, results: dict) -> None:
         logger.info("skipping OpenRLHF serve_rm: %s", missing)
 
 
-def _variant(bench: Bench, variant: str, provider: Provider) -> dict:
+def _variant(bench: Bench, variant: str, provider: Provider, default: str) -> dict:
     c = bench.config
+    onnx = c.onnx_file(variant, default)  # bf16 runs the fp32 file, auto the default variant's
     threading = ServiceConfig(models=(ModelSource("bench", str(c.bundle)),),
                               intra_op_threads=c.threads).threading(provider)
-    v: dict = {"limit": best_limit(c.bundle, variant, bench.workload.encoded, threading, c.limit_batch_sizes,
+    v: dict = {"limit": best_limit(c.bundle, onnx, bench.workload.encoded, threading, c.limit_batch_sizes,
                                    provider, min_time_s=min(3.0, c.duration_s))}
     server = ServerProcess.rewardserve(c.bundle, variant, c.threads, c.max_batch_items, c.max_wait_ms, bench.logs,
                                        provider.value, allow_failed_parity=c.allow_failed_parity,
                                        max_batch_tokens=c.max_batch_tokens, http="http" in c.protocols,
-                                       processes=c.server_processes)
+                                       processes=c.server_processes, backend=c.server_backend)
     v["rewardserve"] = bench.system(server, c.protocols, open_loop=True)
     # The machine is shared: time the limit's best batch size again after the sweep, so the
     # ratio uses the better of two limits minutes apart (conservative) and the drift shows.
-    v["limit_recheck"] = measure_limit(c.bundle, variant, bench.workload.encoded, v["limit"]["threads"],
+    v["limit_recheck"] = measure_limit(c.bundle, onnx, bench.workload.encoded, v["limit"]["threads"],
                                        (v["limit"]["best_batch_size"],), provider,
                                        min_time_s=min(3.0, c.duration_s), workers=v["limit"]["workers"])
     if c.nobatch_baseline:
         server = ServerProcess.rewardserve(c.bundle, variant, c.threads, 1, 0.0, bench.logs, provider.value,
-                                           allow_failed_parity=c.allow_failed_parity, processes=c.server_processes)
+                                           allow_failed_parity=c.allow_failed_parity, processes=c.server_processes,
+                                           backend=c.server_backend)
         v["rewardserve_nobatch"] = bench.system(server, ("grpc",))
     return v
 
@@ -186,10 +191,11 @@ def run_bench(config: BenchConfig) -> dict:
         pool = bench.pool
         if "sweep" in config.suites:
             for variant in config.variants:
-                results["variants"][variant] = _variant(bench, variant, provider)
+                results["variants"][variant] = _variant(bench, variant, provider, results["default_variant"])
             _baselines(bench, results)
             # ORT rows: the better of the limit before and after the sweep, as the ratios use
-            measured = {k: {**v["limit"], "items_per_s": limit_items_per_s(v)} for k, v in results["variants"].items()}
+            measured = {v["limit"]["variant"]: {**v["limit"], "items_per_s": limit_items_per_s(v)}
+                        for v in results["variants"].values()}
             results["offline"] = offline_limits(config, Path(data), workload.encoded, measured, provider)
             results["skipped"] += results["offline"]["skipped"]
         if "trickle" in config.suites:

@@ -86,15 +86,20 @@ class ServerProcess:
     def rewardserve(cls, bundle: Path, variant: str, threads: int, max_batch_items: int, max_wait_ms: float | None,
                     log_dir: Path, provider: str = "cpu", name: str | None = None,
                     allow_failed_parity: bool = False, max_batch_tokens: int | None = None,
-                    http: bool = False, processes: int = 0) -> ServerProcess:
+                    http: bool = False, processes: int = 0, backend: str | None = None) -> ServerProcess:
         """rewardserve serving one variant of ``bundle`` (``max_wait_ms`` None: the server's auto;
-        ``http``: also OpenRLHF's ``/get_reward``; ``processes`` 0: the server's default)."""
+        ``http``: also OpenRLHF's ``/get_reward``; ``processes`` 0 / ``backend`` None / ``variant``
+        auto: the server's default)."""
         port, metrics_port = free_port(), free_port()
         config = {
-            "models": [f"bench={bundle}"], "port": port, "metrics_port": metrics_port, "precision": variant,
+            "models": [f"bench={bundle}"], "port": port, "metrics_port": metrics_port,
             "provider": provider, "intra_op_threads": threads, "max_batch_items": max_batch_items,
             "max_queue_items": 65536, "grace_period_s": 1.0, "allow_failed_parity": allow_failed_parity,
         }
+        if variant != "auto":
+            config["precision"] = variant
+        if backend is not None:
+            config["backend"] = backend
         if max_wait_ms is not None:
             config["max_wait_ms"] = max_wait_ms
         if max_batch_tokens is not None:  # else the server's own default

@@ -140,3 +140,19 @@ def test_batching_server_keeps_its_own_max_wait_unless_told(tmp_path):
     told = json.loads(ServerProcess.rewardserve(tmp_path, "fp32", 0, 64, 5.0, tmp_path, http=True).argv[-1])
     assert "max_wait_ms" not in auto and "http_port" not in auto
     assert told["max_wait_ms"] == 5.0 and told["http_port"] > 0
+
+
+def test_served_combinations_auto_and_bf16(tmp_path):
+    import json
+
+    from rewardserve.benchmarks.server_proc import ServerProcess
+
+    c = _parse("--bundle", "b", "--variants", "auto,bf16,int8", "--server-backend", "openvino")
+    assert c.variants == ("auto", "bf16", "int8") and c.server_backend == "openvino"
+    assert [c.onnx_file(v, "int8") for v in c.variants] == ["int8", "fp32", "int8"]  # each one's ORT limit file
+    auto = json.loads(ServerProcess.rewardserve(tmp_path, "auto", 0, 64, None, tmp_path, backend="openvino").argv[-1])
+    assert "precision" not in auto and auto["backend"] == "openvino"  # the server chooses the precision
+    with pytest.raises(ValueError, match="server_backend must be auto, onnxruntime or openvino"):
+        BenchConfig(bundle="b", server_backend="tvm")
+    with pytest.raises(ValueError, match="variants must be among"):
+        BenchConfig(bundle="b", variants="fp8")
