@@ -48,6 +48,7 @@ def register(subparsers) -> None:
     p.add_argument("--int8-keep-fp32", type=int, default=4, help=help_of["int8_keep_fp32"])
     p.add_argument("--calibration-texts", dest="calibration_texts_file", default=None,
                    help=help_of["calibration_texts_file"])
+    p.add_argument("--no-openvino-int8", dest="openvino_int8", action="store_false", help=help_of["openvino_int8"])
     p.add_argument("--int8-block-size", type=int, default=32, help=help_of["int8_block_size"])
     p.add_argument("--int8-no-per-channel", dest="int8_per_channel", action="store_false", help="per-tensor int8 scales")
     p.add_argument("--int8-reduce-range", action="store_true", help=help_of["int8_reduce_range"])
@@ -86,7 +87,7 @@ def config_from_args(args: argparse.Namespace):
         optimize=args.optimize, texts_file=args.texts_file, builtin_texts=args.builtin_texts, max_texts=args.max_texts,
         parity_batch_size=args.parity_batch_size, tolerances=tolerances, int8_per_channel=args.int8_per_channel,
         int8_method=args.int8_method, int8_block_size=args.int8_block_size, int8_keep_fp32=args.int8_keep_fp32,
-        calibration_texts_file=args.calibration_texts_file,
+        calibration_texts_file=args.calibration_texts_file, openvino_int8=args.openvino_int8,
         int8_reduce_range=args.int8_reduce_range, throughput=args.throughput,
         bench_batch_size=args.bench_batch_size, bench_seq_len=args.bench_seq_len,
         bench_min_time_s=args.bench_min_time_s, overwrite=args.overwrite,
@@ -122,6 +123,13 @@ def summary(manifest) -> str:
             f"mean|dreward|={par['mean_abs_reward_diff']:.2e}  {_prob_metric(par)}  "
             f"{par['agreement_metric']}={par['agreement']:.4f}  {speed}  fusions={v.fusions or 'none'}"
         )
+    for c in manifest.combinations:  # how each can be served (rewardserve serve --backend/--precision)
+        par = c.parity
+        parity = f"max|dlogit|={par['max_abs_logit_diff']:.2e}  {par['agreement_metric']}={par['agreement']:.4f}" \
+            if par else c.failure
+        speed = f"{c.items_per_s:.1f} items/s per thread" if c.items_per_s else "speed not measured here"
+        lines.append(f"  serve {c.key:22s} {'PASS' if c.passed else 'FAIL'}  {parity}  {speed}"
+                     + (f"  ({c.note})" if c.note else ""))
     return "\n".join(lines)
 
 

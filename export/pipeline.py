@@ -111,7 +111,8 @@ def _build(config: ExportConfig, work: Path) -> Manifest:
         _log_parity(p, parity[p], failure[p])
     logger.info("  served combinations (backend x precision) on the server's encoding")
     reference_arrays, reference_info = write_reference(source, encoder, texts.texts, inputs, work)
-    combinations = record_combinations(config, source, files, runs, ref_logits, parity, failure, reference_arrays)
+    combinations = record_combinations(config, source, files, runs, ref_logits, parity, failure, reference_arrays,
+                                       reference, _calibration_batches(config, source, inputs, runs, encoder))
 
     logger.info("[5/%d] throughput on CPU%s", steps, "" if config.throughput else " (skipped)")
     throughput, ref_throughput = _throughput(config, source, inputs, reference, files)
@@ -169,6 +170,15 @@ def _optimized_graphs(config: ExportConfig, source: SourceModel, reference: Path
         graphs[Precision.fp16] = work / ".model_fp32_gpu.onnx"
         fusions[Precision.fp16] = optimize_onnx(reference, graphs[Precision.fp16], source.model_type, *heads)
     return graphs, fusions
+
+
+def _calibration_batches(config: ExportConfig, source: SourceModel, inputs: list[str], runs, encoder):
+    """One-text batches of the calibration texts (the server's encoding), else of the parity texts."""
+    if config.calibration_texts_file is None:
+        return runs[0].batches
+    texts = load_texts(config.calibration_texts_file, source.spec, config.max_texts,
+                       text_column=_trained_text_column(config.bundle))
+    return build_runs(source, texts, inputs, config.parity_batch_size, encoder)[0].batches
 
 
 def _int8_keep_fp32(config: ExportConfig, source: SourceModel, graph: Path, inputs: list[str], runs) -> tuple[str, ...]:

@@ -6,7 +6,8 @@ the server's own encoding (the parity runs of :mod:`rewardserve.export.parity`):
 * ONNX Runtime: fp32 and int8 on the CPU; fp32 and fp16 on CUDA: with CUDA here their parity
   runs on CUDA, otherwise on the CPU provider and the combination says it is unverified on CUDA;
 * OpenVINO (when installed): the fp32 variant at fp32 and, on CPUs with native bf16, at bf16,
-  gated by the ``bf16_*`` tolerances.
+  gated by the ``bf16_*`` tolerances; with nncf installed, an int8 IR (NNCF post-training
+  quantization, :mod:`rewardserve.export.openvino_int8`) gated by the ``int8_*`` tolerances.
 
 Speed is one single-threaded backend on the reference batch, as many rows as the runtime's auto
 token budget holds (``backends.choice.measure_feeds``): the same measurement a server repeats
@@ -22,10 +23,12 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rewardserve.export import openvino_int8
 from rewardserve.export.config import ExportConfig
 from rewardserve.export.onnx_export import SourceModel
 from rewardserve.export.parity import ParityRun, backend_logits, compare, gate, onnx_logits
@@ -35,11 +38,18 @@ from rewardserve.service.engine.encoding import TextEncoder, pad_batch
 
 from rewardserve.enums import Precision
 from rewardserve.files import file_sha256
-from rewardserve.manifest import REFERENCE_LOGITS_FILE, Combination, Runtime, ServedPrecision
+from rewardserve.manifest import (
+    REFERENCE_LOGITS_FILE,
+    Combination,
+    Runtime,
+    ServedPrecision,
+    combination_sha256,
+)
 
 logger = logging.getLogger(__name__)
 
 REFERENCE_TEXTS = 16
+NOT_RUN = ("bf16: not checked", "int8: NNCF failed")  # failures of combinations that have nothing to run
 UNVERIFIED_CUDA = "parity measured on the CPU provider: unverified on CUDA"
 
 
@@ -62,7 +72,8 @@ def write_reference(source: SourceModel, encoder: TextEncoder, texts: list[str],
 
 def record_combinations(config: ExportConfig, source: SourceModel, files: dict[Precision, Path],
                         runs: list[ParityRun], ref_logits: dict[str, np.ndarray], parity: dict, failure: dict,
-                        reference: dict[str, np.ndarray]) -> list[Combination]:
+                        reference: dict[str, np.ndarray], unoptimized: Path,
+                        calibration: list[dict[str, np.ndarray]]) -> list[Combination]:
     """Every combination's parity (reusing the ONNX Runtime CPU parity already measured) and speed."""
     kind, idx = source.spec.kind, source.spec.reward_index
     cuda = _cuda_available()
@@ -80,8 +91,10 @@ def record_combinations(config: ExportConfig, source: SourceModel, files: dict[P
         else:
             out.append(_combination(Runtime.onnxruntime, p, p, "cuda", parity[p], failure[p], config,
                                     "CPUExecutionProvider", UNVERIFIED_CUDA))
-    if Precision.fp32 in files:
+    if Precision.fp32 in files:  # OpenVINO's combinations belong to the fp32 model
         out += _openvino(config, files[Precision.fp32], runs, ref_logits, kind, idx)
+        if config.openvino_int8 and openvino_int8.available():
+            out.append(_openvino_int8(config, unoptimized, calibration, runs, ref_logits, kind, idx))
     return _with_speed(out, files, reference, config, cuda)
 
 
@@ -104,6 +117,22 @@ def _openvino(config: ExportConfig, path: Path, runs, ref_logits, kind, idx) -> 
     return out
 
 
+def _openvino_int8(config: ExportConfig, unoptimized: Path, calibration, runs, ref_logits, kind, idx) -> Combination:
+    from rewardserve.service.backends.openvino import OpenVinoBackend
+
+    path = unoptimized.parent / openvino_int8.OPENVINO_INT8_FILE
+    try:
+        openvino_int8.quantize_openvino_int8(unoptimized, calibration, path)
+        backend = OpenVinoBackend(path, "int8", threads=1)
+    except Exception as e:  # NNCF or OpenVINO could not make or load it: recorded, never served
+        logger.warning("  openvino int8: NNCF quantization failed: %s", e)
+        return Combination(Runtime.openvino, ServedPrecision.int8, Precision.fp32, failure=f"int8: NNCF failed: {e}")
+    metrics = compare(ref_logits, backend_logits(backend, runs), kind, idx)
+    c = _combination(Runtime.openvino, Precision.int8, Precision.fp32, "cpu", metrics,
+                     gate(Precision.int8, metrics, config.tolerances), config, backend.provider)
+    return replace(c, file=path.name, sha256=combination_sha256(path))
+
+
 def _combination(runtime: Runtime, precision, variant: Precision, device: str, metrics: dict, failure: str,
                  config: ExportConfig, verified_on: str, note: str = "") -> Combination:
     metrics = {**metrics, "tolerances": config.tolerances.of(precision, metrics["prob_metric"])}
@@ -115,16 +144,15 @@ def _combination(runtime: Runtime, precision, variant: Precision, device: str, m
 def _with_speed(combinations: list[Combination], files: dict, reference: dict[str, np.ndarray],
                 config: ExportConfig, cuda: bool) -> list[Combination]:
     """The combinations with their reference tolerance and (those that run here) their speed."""
-    from dataclasses import replace
-
     from rewardserve.service.backends.runtimes import open_file
 
     feeds = {k: v for k, v in reference.items() if k != "logits"}
     entrants, tolerances = {}, {}
     for c in combinations:
-        if c.failure.endswith("(AVX-512 BF16 or AMX)") or (c.device == "cuda" and not cuda):
+        if c.failure.startswith(NOT_RUN) or (c.device == "cuda" and not cuda):  # nothing to open here
             continue
-        backend = open_file(files[c.variant], c.runtime, c.precision, Provider(c.device), 1)
+        path = files[c.variant].parent / c.file if c.file else files[c.variant]
+        backend = open_file(path, c.runtime, c.precision, Provider(c.device), 1)
         diff = float(np.abs(backend.run(feeds) - reference["logits"]).max())
         # The bound at load: the gate where there is one, else a margin over what this host measured.
         tolerances[c.key] = max(config.tolerances.max_logit_diff(c.precision) or 0.0, 4 * diff, 1e-3)

@@ -91,8 +91,8 @@ def check_combination(runtime: Runtime | None, precision: ServedPrecision | None
         raise ValueError("backend openvino runs on the CPU: provider cuda needs backend onnxruntime (or auto)")
     if precision is ServedPrecision.bf16 and (runtime is Runtime.onnxruntime or provider == "cuda"):
         raise ValueError("precision bf16 is OpenVINO's, on the CPU: use backend openvino or auto")
-    if runtime is Runtime.openvino and precision in (ServedPrecision.fp16, ServedPrecision.int8):
-        raise ValueError(f"backend openvino serves fp32 or bf16, not {precision.value}")
+    if runtime is Runtime.openvino and precision is ServedPrecision.fp16:
+        raise ValueError("backend openvino serves fp32, bf16 or int8 (NNCF), not fp16")
 
 
 @dataclass(frozen=True)
@@ -117,6 +117,8 @@ class Combination:
     note: str = ""
     items_per_s: float = 0.0
     reference_tolerance: float | None = None
+    file: str = ""  # a file of its own (OpenVINO int8 IR), else the variant's file
+    sha256: str = ""  # of ``file`` (an IR: its .xml and .bin together, see combination_sha256)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "runtime", Runtime(self.runtime))
@@ -127,6 +129,16 @@ class Combination:
     def key(self) -> str:
         """``runtime:precision:device``, e.g. ``openvino:bf16:cpu``."""
         return f"{self.runtime.value}:{self.precision.value}:{self.device}"
+
+
+def combination_sha256(path: str | Path) -> str:
+    """sha256 of a combination's own file; an OpenVINO IR (``.xml``) counts its ``.bin`` weights too."""
+    path = Path(path)
+    if path.suffix != ".xml":
+        return file_sha256(path)
+    import hashlib
+
+    return hashlib.sha256((file_sha256(path) + file_sha256(path.with_suffix(".bin"))).encode()).hexdigest()
 
 
 def _version_of(packages: tuple[str, ...]) -> str:

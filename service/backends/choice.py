@@ -36,6 +36,7 @@ from rewardserve.manifest import (
     Runtime,
     ServedPrecision,
     VariantInfo,
+    combination_sha256,
     host_differences,
     host_fingerprint,
 )
@@ -48,7 +49,7 @@ PREFERENCE = {
     Provider.cpu: (Precision.int8, Precision.fp32, Precision.fp16),
 }
 COMBINATION_PREFERENCE = ("onnxruntime:int8", "onnxruntime:fp32", "openvino:bf16", "openvino:fp32",
-                          "onnxruntime:fp16")
+                          "openvino:int8", "onnxruntime:fp16")
 
 
 def choose_variant(manifest: Manifest, provider: Provider, precision: Precision | None,
@@ -83,6 +84,16 @@ def why_not_here(c: Combination, device: Provider) -> str:
         if c.precision is ServedPrecision.bf16 and not has_native_bf16():
             return "this CPU has no native bf16 (AVX-512 BF16 or AMX)"
     return ""
+
+
+def combination_path(c: Combination, manifest: Manifest, directory: Path) -> Path:
+    """The file a combination runs: its own (checked against its sha256), else its variant's."""
+    if not c.file:
+        return manifest.variant(c.variant).path(directory)
+    path = directory / c.file
+    if not path.is_file() or combination_sha256(path) != c.sha256:
+        raise BundleError(f"{path}: missing or changed since export (its sha256 is in {directory / MANIFEST_FILE})")
+    return path
 
 
 def load_reference(directory: Path, manifest: Manifest) -> dict[str, np.ndarray] | None:
@@ -149,7 +160,7 @@ def serve_combination(directory: Path, manifest: Manifest, config: ServiceConfig
     ranked, reason = _rank(candidates, manifest, config, directory, reference)
     workers, threads = config.threading(device)
     for c in ranked:
-        backend = open_file(manifest.variant(c.variant).path(directory), c.runtime, c.precision,
+        backend = open_file(combination_path(c, manifest, directory), c.runtime, c.precision,
                             device, threads, streams=workers, cpu_fallback=config.provider is Provider.auto)
         if device is Provider.cuda and "CUDA" not in backend.provider:
             logger.warning("provider auto: CUDA failed to load for %s; falling back to the CPU combinations",
@@ -240,7 +251,7 @@ def _measure(candidates: list[Combination], manifest: Manifest, directory: Path,
     entrants = {}
     for c in candidates:
         try:
-            backend = open_file(manifest.variant(c.variant).path(directory), c.runtime, c.precision,
+            backend = open_file(combination_path(c, manifest, directory), c.runtime, c.precision,
                                 Provider(c.device), 1)
             entrants[c.key] = (backend, measure_feeds(reference, c))
         except Exception as e:  # a combination that cannot even run here is ranked last, with the reason

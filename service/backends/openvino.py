@@ -1,4 +1,5 @@
-"""The OpenVINO backend: the exported ONNX variant compiled by OpenVINO for the CPU, fp32 or bf16.
+"""The OpenVINO backend: the exported ONNX variant compiled by OpenVINO for the CPU, fp32 or bf16,
+or the int8 IR export made with NNCF post-training quantization (``model_openvino_int8.xml``).
 
 OpenVINO reads ``model_fp32.onnx`` directly (ONNX Runtime's fused ops included: its ONNX
 frontend knows the ``com.microsoft`` transformer ops). bf16 is OpenVINO's inference precision
@@ -29,7 +30,7 @@ from rewardserve.bundle import BundleError
 logger = logging.getLogger(__name__)
 
 KNOWN_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
-PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16"}
+PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "bf16"}  # int8 IR: the ops left unquantized in bf16
 DEVICE = "CPU"
 
 
@@ -60,13 +61,14 @@ class OpenVinoBackend:
         if not path.is_file():
             raise BundleError(f"{path}: not found")
         if precision not in PRECISION_HINTS:
-            raise ValueError(f"OpenVINO runs precision fp32 or bf16, not {precision!r}")
+            raise ValueError(f"OpenVINO runs precision fp32, bf16 or int8 (an NNCF IR), not {precision!r}")
         core = ov.Core()
+        hint = PRECISION_HINTS[precision] if precision != "int8" or has_native_bf16() else "f32"
         if precision == "bf16" and not has_native_bf16():
             raise ValueError(f"OpenVINO bf16 needs a CPU with AVX-512 BF16 or AMX; this one "
                              f"({core.get_property(DEVICE, 'FULL_DEVICE_NAME')}) has none")
         config = {
-            "INFERENCE_PRECISION_HINT": PRECISION_HINTS[precision],
+            "INFERENCE_PRECISION_HINT": hint,
             "NUM_STREAMS": str(max(1, streams)),
             # Pinning would fight the event loop and the tokenizer threads for the same cores.
             "ENABLE_CPU_PINNING": "NO",
@@ -87,8 +89,9 @@ class OpenVinoBackend:
         self._output = self.compiled.outputs[outputs.index("logits") if "logits" in outputs else 0]
         # Report the precision OpenVINO actually computes in, not the hint that was asked for.
         actual = self.compiled.get_property("INFERENCE_PRECISION_HINT")
-        self.precision = "bf16" if actual == ov.Type.bf16 else "fp32"
-        self.provider = f"OpenVINO:{DEVICE}:{self.precision}"
+        compute = "bf16" if actual == ov.Type.bf16 else "fp32"
+        self.precision = "int8" if precision == "int8" else compute
+        self.provider = f"OpenVINO:{DEVICE}:{self.precision}" + (f"+{compute}" if precision == "int8" else "")
         self.streams = int(self.compiled.get_property("NUM_STREAMS"))
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
         for _ in range(max(1, self.streams)):

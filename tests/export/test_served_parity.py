@@ -93,6 +93,18 @@ def test_openvino_combinations_pass_their_gates(exported):
     assert bf16.reference_tolerance >= 5e-2 and bf16.items_per_s > 0
 
 
+def test_openvino_int8_by_nncf_is_recorded_with_its_own_file_and_gate(exported):
+    pytest.importorskip("nncf", reason="nncf is not installed (the export extra)")
+    _, manifest = exported("bert", "classifier")
+    int8 = next(c for c in manifest.combinations if c.key == "openvino:int8:cpu")
+    from rewardserve.manifest import combination_sha256
+
+    path = manifest.directory + "/" + int8.file
+    assert int8.file == "model_openvino_int8.xml" and int8.sha256 == combination_sha256(path)
+    assert int8.verified_on.startswith("OpenVINO:CPU:int8") and int8.parity["tolerances"]["agreement"] == 0.98
+    assert int8.passed == (not int8.failure) and (int8.passed or int8.failure.startswith("int8: "))
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not CUDA, reason="needs onnxruntime-gpu with CUDAExecutionProvider (CPU-only onnxruntime here)")
 def test_fp16_parity_runs_on_cuda_when_there_is_one(exported):

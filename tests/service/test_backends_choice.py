@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import shutil
@@ -46,8 +47,9 @@ def _speeds(fast: str):
 def test_export_records_every_combination_with_the_host(bundles):
     manifest = Manifest.load(bundles["pairwise"])
     keys = {c.key for c in manifest.combinations}
+    nncf = {"openvino:int8:cpu"} if importlib.util.find_spec("nncf") else set()
     assert {"onnxruntime:fp32:cpu", "onnxruntime:int8:cpu", "onnxruntime:fp32:cuda", "openvino:fp32:cpu",
-            "openvino:bf16:cpu"} <= keys
+            "openvino:bf16:cpu", *nncf} <= keys
     assert manifest.host["cpu_flags"] is not None and manifest.host["openvino"]
     assert (bundles["pairwise"] / manifest.reference_logits["file"]).is_file()
     cuda = next(c for c in manifest.combinations if c.key == "onnxruntime:fp32:cuda")
@@ -114,13 +116,25 @@ def test_a_bundle_exported_before_combinations_serves_onnxruntime_as_before(bund
         _load(bundle, backend="openvino")
 
 
+def test_openvino_int8_serves_its_own_file_and_a_changed_file_is_refused(bundles, tmp_path):
+    pytest.importorskip("nncf", reason="nncf is not installed (the export extra)")
+    bundle = _copy(bundles, tmp_path, lambda key, c: {"passed": True, "failure": ""})
+    model = _load(bundle, backend="openvino", precision="int8")
+    assert model.backend.path.name == "model_openvino_int8.xml" and model.info.precision == "int8"
+    assert model.backend.provider.startswith("OpenVINO:CPU:int8")
+    with open(bundle / "model_openvino_int8.bin", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(BundleError, match=r"model_openvino_int8.xml: missing or changed since export"):
+        _load(bundle, backend="openvino", precision="int8")
+
+
 def test_config_refuses_combinations_that_cannot_go_together():
     models = (ModelSource("hh", "x"),)
     assert ServiceConfig(models=models, backend="openvino", precision="bf16").backend is Runtime.openvino
     assert ServiceConfig(models=models, backend="auto").backend is None
     for values, message in ((dict(backend="openvino", provider="cuda"), "runs on the CPU"),
                             (dict(backend="onnxruntime", precision="bf16"), "bf16 is OpenVINO's"),
-                            (dict(backend="openvino", precision="int8"), "serves fp32 or bf16"),
+                            (dict(backend="openvino", precision="fp16"), "not fp16"),
                             (dict(backend="tensorrt"), r"backend: expected auto or one of \['onnxruntime', 'openvino'\]"),
                             (dict(precision="fp8"), "precision: expected auto or one of")):
         with pytest.raises(ValueError, match=message):
