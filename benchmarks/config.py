@@ -88,6 +88,8 @@ class BenchConfig:
     torch_dtypes: tuple[str, ...] = _help("per-request PyTorch baseline dtypes (auto: fp32 and bf16 where the CPU "
                                           "has it; fp32 and fp16 on CUDA)", ("auto",))
     serve_rm: str = _help("OpenRLHF serve_rm peer: auto (when its venv exists), on (required), off", "auto")
+    litserve: str = _help("LitServe peer on the bundle's model_fp32.onnx (../shared/peers/litserve_rm.py, its venv "
+                          "$LITSERVE_VENV or /tmp/ls-venv): auto, on, off", "auto")
     suites: tuple[str, ...] = _help("sweep (closed/open loop against limits and baselines) and/or trickle", ("sweep",))
     trickle_wait_ms: tuple[str, ...] = _help("trickle check: the servers' max_wait_ms (auto: the server's default)",
                                              ("auto", "5"))
@@ -159,8 +161,9 @@ class BenchConfig:
             raise ValueError(f"client_procs must be >= 1, got {self.client_procs}")
         if self.server_processes < 0:
             raise ValueError(f"server_processes must be >= 0 (0: the server's default), got {self.server_processes}")
-        if self.serve_rm not in ("auto", "on", "off"):
-            raise ValueError(f"serve_rm must be auto, on or off, got {self.serve_rm!r}")
+        for name in ("serve_rm", "litserve"):
+            if getattr(self, name) not in ("auto", "on", "off"):
+                raise ValueError(f"{name} must be auto, on or off, got {getattr(self, name)!r}")
         for d in self.torch_dtypes:
             if d not in ("auto", "fp32", "bf16", "fp16"):
                 raise ValueError(f"torch_dtypes must be among auto, fp32, bf16, fp16, got {d!r}")

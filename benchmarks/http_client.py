@@ -23,6 +23,25 @@ def openrlhf_body(texts: list[str]) -> dict:
     return {"query": list(texts), "prompts": [""] * len(texts), "labels": [""] * len(texts)}
 
 
+def litserve_call(url: str, timeout_s: float) -> Call:
+    """The same client for the LitServe peer's ``POST /predict {"text"} -> {"reward"}`` (one text per POST)."""
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
+
+    async def call(body: dict) -> None:
+        try:
+            async with aiohttp.ClientSession(timeout=timeout) as session, session.post(url, json=body) as response:
+                if response.status != 200:
+                    await response.read()
+                    raise RequestFailed(f"HTTP {response.status}")
+                answer = await response.json(content_type=None)
+        except (TimeoutError, aiohttp.ClientError, OSError) as e:
+            raise RequestFailed(type(e).__name__) from None
+        if not isinstance(answer.get("reward"), float):
+            raise RequestFailed("BAD_ANSWER")
+
+    return call
+
+
 def openrlhf_call(url: str, timeout_s: float) -> Call:
     """A call that POSTs one body over a new connection and reads the JSON rewards."""
     timeout = aiohttp.ClientTimeout(total=timeout_s)

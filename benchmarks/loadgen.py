@@ -32,7 +32,7 @@ from typing import Any
 
 import grpc
 import numpy as np
-from rewardserve.benchmarks.http_client import openrlhf_call
+from rewardserve.benchmarks.http_client import litserve_call, openrlhf_call
 from rewardserve.benchmarks.outcome import Call, RequestFailed
 
 logger = logging.getLogger(__name__)
@@ -165,8 +165,10 @@ async def _calls(protocol: str, target: str, channels: int, timeout_s: float):
             yield calls
     elif protocol == "http":
         yield [openrlhf_call(target, timeout_s)]
+    elif protocol == "litserve":  # the LitServe peer's own route, same client behaviour
+        yield [litserve_call(target, timeout_s)]
     else:
-        raise ValueError(f"protocol must be grpc or http, got {protocol!r}")
+        raise ValueError(f"protocol must be grpc, http or litserve, got {protocol!r}")
 
 
 def default_channels(spec: LoadSpec) -> int:

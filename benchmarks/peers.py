@@ -19,6 +19,7 @@ Example::
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 from rewardserve.benchmarks.server_proc import REPO, ServerProcess, free_port
@@ -27,6 +28,8 @@ PEERS_DIR = REPO.parent / "shared" / "peers"
 SERVE_RM_SCRIPT = PEERS_DIR / "openrlhf_serve_rm.sh"
 SERVE_RM_VENV = Path(os.environ.get("ORL_VENV", "/tmp/orl-venv"))
 SERVE_RM_MODEL = Path("/tmp/orl-model")
+LITSERVE_SCRIPT = PEERS_DIR / "litserve_rm.py"
+LITSERVE_VENV = Path(os.environ.get("LITSERVE_VENV", "/tmp/ls-venv"))
 
 
 def serve_rm_missing(venv: Path = SERVE_RM_VENV, model: Path = SERVE_RM_MODEL) -> str | None:
@@ -48,3 +51,25 @@ def serve_rm(log_dir: Path, max_len: int, venv: Path = SERVE_RM_VENV, model: Pat
     # fight the load generator for a small machine's cores and make serve_rm look slower than it is.
     return ServerProcess("openrlhf-serve_rm", argv, None, None, log_dir / "openrlhf-serve_rm.log",
                          env={"ORL_VENV": str(venv), "OMP_WAIT_POLICY": "PASSIVE"}, http_port=port)
+
+
+def litserve_missing(venv: Path = LITSERVE_VENV) -> str | None:
+    """Why the LitServe peer cannot join this run, or None when it can."""
+    if not LITSERVE_SCRIPT.is_file():
+        return f"{LITSERVE_SCRIPT} not found"
+    py = venv / "bin" / "python"
+    if not py.is_file():
+        return f"no LitServe venv in {venv} (python3 -m venv {venv} && {venv}/bin/pip install litserve onnxruntime transformers)"
+    found = subprocess.run([str(py), "-c", "import litserve, onnxruntime, transformers"], capture_output=True)
+    return None if found.returncode == 0 else f"{venv} lacks litserve, onnxruntime or transformers"
+
+
+def litserve(log_dir: Path, bundle: Path, max_length: int, threads: int, venv: Path = LITSERVE_VENV) -> ServerProcess:
+    """The LitServe peer (``../shared/peers/litserve_rm.py``, unmodified) on the bundle's ``model_fp32.onnx``:
+    dynamic batches of up to 64 texts, 5 ms, padded to their longest; ``POST /predict {"text"}``."""
+    port = free_port()
+    argv = [str(venv / "bin" / "python"), str(LITSERVE_SCRIPT), str(bundle), "--onnx", "model_fp32.onnx",
+            "--max-length", str(max_length), "--port", str(port)]
+    return ServerProcess("litserve", argv, None, None, log_dir / "litserve.log", http_port=port,
+                         env={"PEER_THREADS": str(threads), "OMP_WAIT_POLICY": "PASSIVE"}, http_path="/predict",
+                         ready_body={"text": "hello"})

@@ -85,6 +85,7 @@ def ratios(results: dict, config: BenchConfig) -> dict:
                      http_vs_limit=http["items_per_s"] / limit,
                      http_vs_noop=_div(http["items_per_s"], _items(systems.get("noop"), "http", ref)),
                      http_vs_serve_rm=_div(http["items_per_s"], _items(systems.get("openrlhf-serve_rm"), "http", ref)),
+                     http_vs_litserve=_div(http["items_per_s"], _items(systems.get("litserve"), "http", ref)),
                      http_vs_torch_bf16=_div(http["items_per_s"], _items(systems.get("torch-bf16"), "closed", ref)))
             one = at(served["http"], 1)
             r["http_p50_at_1_ms"] = one["p50_ms"] if one else None

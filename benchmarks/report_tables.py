@@ -38,7 +38,8 @@ def side_by_side(results: dict) -> list[str]:
     peers = [(k, label) for k, label in (("server_vs_torch", "gRPC / torch fp32 per-request"),
                                          ("server_vs_torch_bf16", "gRPC / torch bf16 per-request"),
                                          ("http_vs_torch_bf16", "/get_reward / torch bf16 per-request"),
-                                         ("http_vs_serve_rm", "/get_reward / OpenRLHF serve_rm"))
+                                         ("http_vs_serve_rm", "/get_reward / OpenRLHF serve_rm"),
+                                         ("http_vs_litserve", "/get_reward / LitServe (same ONNX file)"))
              if any(isinstance(r.get(k), float) and math.isfinite(r[k]) for r in results["ratios"].values())]
     if peers:
         lines += ["", "| variant | " + " | ".join(label for _, label in peers) + " |",

@@ -32,7 +32,7 @@ from rewardserve.benchmarks.http_client import openrlhf_body
 from rewardserve.benchmarks.limit import best_limit, measure_limit
 from rewardserve.benchmarks.loadgen import LoadSpec
 from rewardserve.benchmarks.offline import offline_limits
-from rewardserve.benchmarks.peers import serve_rm, serve_rm_missing
+from rewardserve.benchmarks.peers import litserve, litserve_missing, serve_rm, serve_rm_missing
 from rewardserve.benchmarks.ratios import bars, limit_items_per_s, ratios
 from rewardserve.benchmarks.report import write_report
 from rewardserve.benchmarks.server_proc import REPO, ServerProcess
@@ -55,7 +55,8 @@ class Bench:
         grpc_requests = workload.requests(config.items_per_request)
         # The same groups of texts as the gRPC requests, as OpenRLHF's JSON bodies.
         self.requests = {"grpc": grpc_requests, "http": [
-            (openrlhf_body([item.text for item in msg.items]), items, tokens) for msg, items, tokens in grpc_requests]}
+            (openrlhf_body([item.text for item in msg.items]), items, tokens) for msg, items, tokens in grpc_requests],
+            "litserve": [({"text": msg.items[0].text}, 1, tokens) for msg, _, tokens in grpc_requests]}
         self.logs = config.out / "logs"
 
     def point(self, server: ServerProcess, protocol: str, spec: LoadSpec, keep_latencies: bool) -> dict:
@@ -83,7 +84,7 @@ class Bench:
         out: dict = {"name": server.name, "closed": [], "open": [], "http": []}
         with server.start(c.startup_timeout_s):
             for protocol in protocols:
-                key = "closed" if protocol == "grpc" else "http"
+                key = "closed" if protocol == "grpc" else "http"  # litserve: its HTTP route
                 out[key] = [self.point(server, protocol, s, s.concurrency == c.distribution_concurrency)
                             for s in self.closed_specs()]
             if open_loop and c.open_loop_fractions and out["closed"]:
@@ -146,6 +147,21 @@ def _baselines(bench: Bench, results: dict) -> None:
     else:
         results["skipped"].append({"name": "openrlhf serve_rm", "reason": missing})
         logger.info("skipping OpenRLHF serve_rm: %s", missing)
+    _litserve(bench, results)
+
+
+def _litserve(bench: Bench, results: dict) -> None:
+    c = bench.config
+    missing = "off" if c.litserve == "off" else litserve_missing()
+    if missing is None and c.items_per_request != 1:
+        missing = "its /predict takes one text per request"
+    if missing is None:
+        server = litserve(bench.logs, c.bundle, RewardSpec.load(c.bundle).max_length, c.threads or os.cpu_count() or 1)
+        results["systems"]["litserve"] = bench.system(server, ("litserve",))
+    elif c.litserve == "on":
+        raise RuntimeError(f"litserve asked for but cannot run: {missing}")
+    else:
+        results["skipped"].append({"name": "litserve", "reason": missing})
 
 
 def _variant(bench: Bench, variant: str, provider: Provider, default: str) -> dict:

@@ -76,9 +76,12 @@ class ServerProcess:
     """One server under test, in a subprocess; a context manager that stops it on exit."""
 
     def __init__(self, name: str, argv: list[str], port: int | None, metrics_port: int | None, log_path: Path,
-                 env: dict[str, str] | None = None, http_port: int | None = None, processes: int = 1):
+                 env: dict[str, str] | None = None, http_port: int | None = None, processes: int = 1,
+                 http_path: str = "/get_reward", ready_body: dict | None = None):
         self.name, self.argv, self.port, self.metrics_port, self.log_path = name, argv, port, metrics_port, log_path
         self.env, self.http_port, self.processes = env or {}, http_port, processes
+        self.http_path = http_path
+        self.ready_body = ready_body or {"query": ["hello"], "prompts": [""], "labels": [""]}
         self.proc: subprocess.Popen | None = None
         self._cpu: TreeCpu | None = None
 
@@ -143,10 +146,10 @@ class ServerProcess:
 
     @property
     def url(self) -> str:
-        """The OpenRLHF ``/get_reward`` URL (servers started with HTTP)."""
+        """The HTTP scoring URL (OpenRLHF's ``/get_reward``, or a peer's own route)."""
         if not self.http_port:
             raise ValueError(f"{self.name} serves no HTTP")
-        return f"http://127.0.0.1:{self.http_port}/get_reward"
+        return f"http://127.0.0.1:{self.http_port}{self.http_path}"
 
     def address(self, protocol: str) -> str:
         """Where the load generator sends ``protocol`` (grpc or http) requests."""
@@ -186,7 +189,7 @@ class ServerProcess:
 
     def _wait_http(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
-        body = json.dumps({"query": ["hello"], "prompts": [""], "labels": [""]}).encode()
+        body = json.dumps(self.ready_body).encode()
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with code {self.proc.returncode}:\n{self._log_tail()}")

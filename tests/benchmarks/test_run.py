@@ -20,7 +20,7 @@ def results(tiny, tmp_path_factory):
                  "--data", str(tiny["data"]), "--variants", "fp32", "--quick", "--concurrency", "1,4",
                  "--duration-s", "0.8", "--max-texts", "32", "--threads", "1", "--distribution-concurrency", "4",
                  "--protocols", "grpc,http", "--client-procs", "2", "--torch-dtypes", "fp32", "--serve-rm", "off",
-                 "--no-other-backends", "--out", str(out)])
+                 "--litserve", "off", "--no-other-backends", "--out", str(out)])
     assert code == 0
     return out, json.loads((out / "results.json").read_text())
 
@@ -62,5 +62,5 @@ def test_ratios_and_bars_are_computed(results):
     assert ratio["at_concurrency"] == 4  # 64 is not in the sweep: the largest point stands in
     assert ratio["limit_name"] == "onnxruntime fp32" and ratio["server_vs_limit"] == ratio["server_vs_own_ort_limit"]
     skipped = {s["name"]: s["reason"] for s in r["skipped"]}
-    assert skipped["openrlhf serve_rm"] == "off" and "openvino fp32" in skipped
+    assert skipped["openrlhf serve_rm"] == skipped["litserve"] == "off" and "openvino fp32" in skipped
     assert {b["bar"] for b in r["bars"]} and all(isinstance(b["met"], bool) for b in r["bars"])
