@@ -74,7 +74,7 @@ def ratios(results: dict, config: BenchConfig) -> dict:
             continue
         own = limit_items_per_s(v)
         limit = max(own, best.get("items_per_s", 0.0))
-        r = {"at_concurrency": ref, "limit_items_per_s": limit,
+        r = {"at_concurrency": ref, "limit_items_per_s": limit, "served": served.get("served"),
              "limit_name": best["name"] if best.get("items_per_s", 0) > own else f"onnxruntime {v['limit']['variant']}"}
         if on:
             r.update(_grpc_ratios(on, served, limit, own, systems, ref))

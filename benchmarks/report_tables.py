@@ -24,7 +24,9 @@ def side_by_side(results: dict) -> list[str]:
              "| variant | protocol | clients | items/s | limit (best offline) | server / limit | server / no-op "
              "| lone-request p50 ms | server CPU us / request | no-op CPU us / request |",
              "|---|---|---:|---:|---|---:|---:|---:|---:|---:|"]
-    for variant, r in results["ratios"].items():
+    for name, r in results["ratios"].items():
+        served = r.get("served") or {}
+        variant = f"{name} ({served['execution_provider']}, {served['precision']})" if served else name
         limit = f"{r['limit_name']}: {f(r['limit_items_per_s'])}"
         if "items_per_s" in r:
             lines.append(f"| {variant} | gRPC | {r['at_concurrency']} | {f(r['items_per_s'])} | {limit} "

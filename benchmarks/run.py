@@ -78,11 +78,14 @@ class Bench:
         return [LoadSpec(concurrency=n, duration_s=c.duration_s, warmup_s=warm, max_requests=c.max_requests,
                          timeout_s=c.request_timeout_s, seed=c.seed) for n in c.concurrency]
 
-    def system(self, server: ServerProcess, protocols: tuple[str, ...], open_loop: bool = False) -> dict:
+    def system(self, server: ServerProcess, protocols: tuple[str, ...], open_loop: bool = False,
+               rewardserve: bool = False) -> dict:
         """Start a server, run the closed-loop sweep per protocol (and gRPC open loop), stop it."""
         c = self.config
         out: dict = {"name": server.name, "closed": [], "open": [], "http": []}
         with server.start(c.startup_timeout_s):
+            if rewardserve:  # what it chose to serve (backend auto), named in the report
+                out["served"] = server.served()
             for protocol in protocols:
                 key = "closed" if protocol == "grpc" else "http"  # litserve: its HTTP route
                 out[key] = [self.point(server, protocol, s, s.concurrency == c.distribution_concurrency)
@@ -175,7 +178,7 @@ def _variant(bench: Bench, variant: str, provider: Provider, default: str) -> di
                                        provider.value, allow_failed_parity=c.allow_failed_parity,
                                        max_batch_tokens=c.max_batch_tokens, http="http" in c.protocols,
                                        processes=c.server_processes, backend=c.server_backend)
-    v["rewardserve"] = bench.system(server, c.protocols, open_loop=True)
+    v["rewardserve"] = bench.system(server, c.protocols, open_loop=True, rewardserve=True)
     # The machine is shared: time the limit's best batch size again after the sweep, so the
     # ratio uses the better of two limits minutes apart (conservative) and the drift shows.
     v["limit_recheck"] = measure_limit(c.bundle, onnx, bench.workload.encoded, v["limit"]["threads"],

@@ -187,6 +187,16 @@ class ServerProcess:
         self.stop()
         raise TimeoutError(f"{self.name} not SERVING after {timeout_s}s:\n{self._log_tail()}")
 
+    def served(self, model: str = "bench") -> dict:
+        """What rewardserve says it serves (GetModel: precision and execution provider / backend)."""
+        from rewardserve.v1 import reward_pb2 as pb
+        from rewardserve.v1 import reward_pb2_grpc
+
+        with grpc.insecure_channel(self.target) as channel:
+            info = reward_pb2_grpc.RewardServiceStub(channel).GetModel(pb.GetModelRequest(model=model), timeout=10)
+        return {"precision": info.precision, "execution_provider": info.execution_provider,
+                "parity_passed": info.parity_passed}
+
     def _wait_http(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         body = json.dumps(self.ready_body).encode()

@@ -60,6 +60,7 @@ def test_ratios_and_bars_are_computed(results):
                 "noop_cpu_us_per_request", "p50_at_1_ms"):
         assert math.isfinite(ratio[key]) and ratio[key] > 0, key
     assert ratio["at_concurrency"] == 4  # 64 is not in the sweep: the largest point stands in
+    assert ratio["served"]["precision"] == "fp32" and ratio["served"]["execution_provider"]  # from GetModel
     assert ratio["limit_name"] == "onnxruntime fp32" and ratio["server_vs_limit"] == ratio["server_vs_own_ort_limit"]
     skipped = {s["name"]: s["reason"] for s in r["skipped"]}
     assert skipped["openrlhf serve_rm"] == skipped["litserve"] == "off" and "openvino fp32" in skipped
