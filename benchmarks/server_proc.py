@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from rewardserve.benchmarks.cpu_meter import TreeCpu
 from rewardserve.benchmarks.scrape import COUNTERS, scrape
@@ -227,9 +229,11 @@ class ServerProcess:
         return scrape(self.metrics_port)[0]
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it does not exit within 15 s."""
+        """SIGTERM, then SIGKILL if it does not exit within 15 s; then any of its processes left behind
+        (a multi-process server's workers, a peer's spawned servers) the same way."""
         if self.proc is None or self.proc.poll() is not None:
             return
+        left = self._cpu.processes()[1:] if self._cpu else []  # descendants, found before the root goes
         self.proc.terminate()
         try:
             self.proc.wait(15)
@@ -237,6 +241,15 @@ class ServerProcess:
             logger.warning("%s did not stop on SIGTERM: killing it", self.name)
             self.proc.kill()
             self.proc.wait(5)
+        alive = [p for p in left if p.is_running()]
+        for p in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.terminate()
+        _, alive = psutil.wait_procs(alive, timeout=5)
+        for p in alive:
+            logger.warning("%s left process %d behind: killing it", self.name, p.pid)
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
 
     def __enter__(self) -> ServerProcess:
         return self

@@ -21,6 +21,8 @@ pytestmark = pytest.mark.e2e
 
 
 def test_noop_server_answers_grpc_and_http_from_every_process(tmp_path):
+    import psutil
+
     with ServerProcess.noop(tmp_path, processes=2, http=True).start(60) as noop:
         with grpc.insecure_channel(noop.target) as channel:
             answer = reward_pb2_grpc.RewardServiceStub(channel).Score(
@@ -37,6 +39,8 @@ def test_noop_server_answers_grpc_and_http_from_every_process(tmp_path):
         stats = noop.snapshot().since(before)
         assert result.summary()["error_count"] == 0 and result.handled >= result.requests > 0
         assert stats["server_cpu_s"] > 0 and stats["server_processes_seen"] >= 2
+        tree = noop._cpu.processes()
+    assert not [p.pid for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]  # stop ends them all
 
 
 @pytest.fixture(scope="module")
