@@ -56,3 +56,25 @@ class BatcherFailurePolicy(str, Enum):
 def enum_values(enum_cls: type[Enum]) -> list[str]:
     """Return the string values of an Enum, for CLI choices and error messages."""
     return [m.value for m in enum_cls]
+
+
+class Provider(str, Enum):
+    """Where ONNX Runtime runs: ``auto`` picks CUDA when onnxruntime offers it, else CPU."""
+
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class ModelErrorPolicy(str, Enum):
+    """What a model that fails to load does: ``fail`` stops the server (exit non-zero);
+    ``skip`` logs the error and serves the healthy models (exit non-zero if none loads)."""
+
+    fail = "fail"
+    skip = "skip"
+
+    def __str__(self) -> str:
+        return self.value

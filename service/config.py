@@ -11,43 +11,20 @@ Example::
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from rewardserve.service.config_file import check_keys, load_file
+from rewardserve.service.cpus import available_cpus
 from rewardserve.service.names import Aliases, Strip, check_names, parse_aliases, parse_strip
 from rewardserve.service.recipes import CompositeSpec, check_recipes, parse_composites
 
-from rewardserve.enums import BatcherFailurePolicy, enum_values
+from rewardserve.enums import BatcherFailurePolicy, ModelErrorPolicy, Provider, enum_values
 from rewardserve.manifest import Runtime, ServedPrecision, check_combination, parse_precision, parse_runtime
 
 ENV_PREFIX = "REWARDSERVE_"
-
-
-class Provider(str, Enum):
-    """Where ONNX Runtime runs: ``auto`` picks CUDA when onnxruntime offers it, else CPU."""
-
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-class ModelErrorPolicy(str, Enum):
-    """What a model that fails to load does: ``fail`` stops the server (exit non-zero);
-    ``skip`` logs the error and serves the healthy models (exit non-zero if none loads)."""
-
-    fail = "fail"
-    skip = "skip"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 # Auto hold of a partial batch (max_wait_ms): on CPU, batches grow by themselves while every
@@ -166,6 +143,10 @@ class ServiceConfig:
                                      "re-measure the combinations at load", float)
     intra_op_threads: int = _opt(0, "ONNX Runtime threads per inference (0: auto: 1 on CPU when workers are "
                                  "auto, else cores / workers; ONNX Runtime's default on CUDA)", int)
+    processes: int = _opt(0, "server processes sharing the ports, each a whole server (0: auto: one per CPU this "
+                          "process may use, from its affinity and cgroup quota)", int)
+    cpus: int = _opt(0, "CPUs for inference, shared by every served model (0: auto: affinity and cgroup quota; "
+                     "with --processes N, each process gets its share)", int)
     inference_workers: int = _opt(0, "batches of one model run concurrently (0: auto: one per core on CPU, "
                                   "1 on CUDA)", int)
     tokenizer_workers: int = _opt(2, "threads that format and tokenize requests", int)
@@ -224,10 +205,9 @@ class ServiceConfig:
                 f"max_items_per_request ({self.max_items_per_request}) must be <= max_queue_items "
                 f"({self.max_queue_items}), or a full request could never be queued"
             )
-        if self.intra_op_threads < 0:
-            raise ValueError(f"intra_op_threads must be >= 0 (0: auto), got {self.intra_op_threads}")
-        if self.inference_workers < 0:
-            raise ValueError(f"inference_workers must be >= 0 (0: auto), got {self.inference_workers}")
+        for name in ("intra_op_threads", "inference_workers", "processes", "cpus"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (0: auto), got {getattr(self, name)}")
         check_combination(self.backend, self.precision, self.provider.value)
         for name in ("max_wait_ms", "grace_period_s", "max_connection_age_s", "selection_budget_s"):
             if (getattr(self, name) or 0) < 0:
@@ -262,7 +242,8 @@ class ServiceConfig:
         """
         if Provider(provider) is Provider.cuda:
             return self.inference_workers or 1, self.intra_op_threads
-        cores = cores or os.cpu_count() or 1
+        # One budget for every model: a 4-CPU container never runs 4 workers per model.
+        cores = cores or max(1, (self.cpus or available_cpus()) // max(1, len(self.models)))
         if self.inference_workers:
             return self.inference_workers, self.intra_op_threads or max(1, cores // self.inference_workers)
         if self.intra_op_threads:

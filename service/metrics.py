@@ -87,11 +87,17 @@ class ServiceMetrics:
 
         Returns the aiohttp ``AppRunner`` (``await runner.cleanup()`` stops it) and the bound port.
         """
+        return await self.serve_registry_http(self.registry, port, host, ssl_context, middlewares)
+
+    @staticmethod
+    async def serve_registry_http(registry: CollectorRegistry, port: int, host: str, ssl_context=None,
+                                  middlewares=()) -> tuple[Any, int]:
+        """Serve ``registry`` at ``/metrics`` (the supervisor of ``--processes N`` serves all processes')."""
         from aiohttp import web
         from prometheus_client.aiohttp import make_aiohttp_handler
 
         app = web.Application(middlewares=list(middlewares))
-        app.router.add_get("/metrics", make_aiohttp_handler(self.registry))
+        app.router.add_get("/metrics", make_aiohttp_handler(registry))
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         try:

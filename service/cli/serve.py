@@ -49,12 +49,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     from rewardserve.service.config import ServiceConfig
-    from rewardserve.service.edge.server import serve
+    from rewardserve.service.edge.processes import serve_processes
 
     if not _has_models(args):
         args.models = [f"{name}={path}" for name, path in _default_models().items()]
     values = {f.name: getattr(args, f.name) for f in fields(ServiceConfig) if not f.metadata.get("secret")}
-    return serve(ServiceConfig.from_sources(values, os.environ, args.config))
+    return serve_processes(ServiceConfig.from_sources(values, os.environ, args.config))
 
 
 def _default_models() -> dict[str, Path]:

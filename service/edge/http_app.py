@@ -161,14 +161,17 @@ class RewardHttpApp:
         return app
 
     async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None,
-                    middlewares: Sequence = ()) -> int:
-        """Listen in the running event loop (HTTPS with ``ssl_context``); return the bound port."""
+                    middlewares: Sequence = (), reuse_port: bool = False) -> int:
+        """Listen in the running event loop (HTTPS with ``ssl_context``); return the bound port.
+
+        ``reuse_port``: share the port with the other processes of ``serve --processes N``.
+        """
         # On stop, requests in progress get grace_period_s to finish (aiohttp's graceful shutdown).
         self._runner = web.AppRunner(self.application(middlewares), access_log=None,
                                      shutdown_timeout=self.config.grace_period_s)
         await self._runner.setup()
         try:
-            await web.TCPSite(self._runner, host, port, ssl_context=ssl_context).start()
+            await web.TCPSite(self._runner, host, port, ssl_context=ssl_context, reuse_port=reuse_port).start()
         except BaseException:
             await self._runner.cleanup()
             raise

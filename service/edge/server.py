@@ -24,6 +24,7 @@ from rewardserve.service.edge.convert import add_servicer
 from rewardserve.service.edge.http_app import RewardHttpApp
 from rewardserve.service.edge.kserve import SERVICE_NAME as KSERVE_SERVICE_NAME
 from rewardserve.service.edge.kserve import KServeServicer
+from rewardserve.service.edge.peers import ReadyFlags
 from rewardserve.service.edge.security import Security
 from rewardserve.service.edge.servicer import RewardServicer
 from rewardserve.service.engine.batcher import Batcher
@@ -42,6 +43,7 @@ logger = logging.getLogger(__name__)
 REFUSAL_WINDOW_S = 0.25
 
 SERVICE_NAME = reward_pb2.DESCRIPTOR.services_by_name["RewardService"].full_name
+PEER_POLL_S = 0.1  # how often a process of `serve --processes N` re-reads the others' readiness
 RESTART_DELAY_S = 0.5  # before a dead batcher is restarted: a loop that dies at once does not spin
 SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -66,8 +68,17 @@ class RewardServer:
     """
 
     def __init__(self, config: ServiceConfig, metrics: ServiceMetrics | None = None,
-                 loader: Loader = ModelRegistry.load):
+                 loader: Loader = ModelRegistry.load, reuse_port: bool = False,
+                 peers: tuple[ReadyFlags, int] | None = None):
         self.config = config
+        # With ``serve --processes N`` (edge/processes.py): share the ports with the other server
+        # processes, and say SERVING only while every one of them is ready (``peers``: the shared
+        # flags and this process's index). Alone, the ports are never shared: a second server on
+        # a port in use fails instead of silently splitting the traffic.
+        self.reuse_port = reuse_port
+        self.peers = peers
+        self._own_status = NOT_SERVING
+        self._reported: int | None = None
         self.metrics = metrics or ServiceMetrics()
         self._loader = loader  # replaceable, e.g. to build default models before loading them
         self.servicer = RewardServicer(config, self.metrics)
@@ -88,7 +99,8 @@ class RewardServer:
         """Listen on the gRPC, metrics and HTTP ports and start loading the models."""
         self.security = security = Security.load(self.config, self.metrics)
         self.servicer.limit = security.guard.limit  # max_concurrent_requests, shared with HTTP
-        server = grpc.aio.server(interceptors=security.interceptors(), options=security.grpc_options())
+        options = [*security.grpc_options(), ("grpc.so_reuseport", 1 if self.reuse_port else 0)]
+        server = grpc.aio.server(interceptors=security.interceptors(), options=options)
         # Undecodable requests reach the servicer and get INVALID_ARGUMENT (not UNKNOWN).
         add_servicer(self.servicer, server, reward_pb2.DESCRIPTOR.services_by_name["RewardService"])
         add_servicer(self.kserve, server, kserve_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"])
@@ -114,11 +126,13 @@ class RewardServer:
         if self.config.http_port is not None:
             # The one place the HTTP endpoint gets its TLS context and middlewares (auth, limits).
             self.http_port = await self.http.start(self.config.host, self.config.http_port, security.ssl_context,
-                                                   security.http_middlewares())
+                                                   security.http_middlewares(), reuse_port=self.reuse_port)
             security.warn_if_exposed("HTTP /get_reward", self.config.host, self.http_port)
         logger.info("listening on %s:%d (%s); loading %d models", self.config.host, self.port,
                     security.describe(), len(self.config.models))
         self._loading = asyncio.create_task(self._load())
+        if self.peers is not None:
+            self._peer_watch = asyncio.create_task(self._watch_peers())
 
     async def _load(self) -> None:
         registry = await asyncio.to_thread(self._loader, self.config, self.metrics)
@@ -176,12 +190,28 @@ class RewardServer:
             await self._server.stop(max(end - loop.time(), 0.0) if calls_in_flight(self.metrics) else 0)
 
     async def _set_health(self, status) -> None:
-        for name in ("", SERVICE_NAME):  # "" is the whole server
-            await self.health.set(name, status)
+        """This process's own status; with peers, SERVING is reported only while every process is ready."""
+        self._own_status = status
+        if self.peers is not None:
+            flags, index = self.peers
+            flags.set(index, status == SERVING)
+            status = SERVING if status == SERVING and flags.all_ready() else NOT_SERVING
+        if status != self._reported:
+            self._reported = status
+            for name in ("", SERVICE_NAME):  # "" is the whole server
+                await self.health.set(name, status)
+
+    async def _watch_peers(self) -> None:
+        """Follow the other processes' readiness (a peer that restarts turns this one NOT_SERVING too)."""
+        while not self.servicer.draining:
+            await self._set_health(self._own_status)
+            await asyncio.sleep(PEER_POLL_S)
 
     async def stop(self, grace_s: float | None = None) -> None:
         """Turn health NOT_SERVING, refuse new RPCs, let accepted ones finish, stop everything."""
         grace_s = self.config.grace_period_s if grace_s is None else grace_s
+        if self.peers is not None:
+            self.peers[0].set(self.peers[1], False)
         await self.health.enter_graceful_shutdown()
         self.servicer.draining = True  # stream messages and late RPCs: UNAVAILABLE, retry elsewhere
         # gRPC and HTTP drain together: new calls are refused, accepted ones finish first
@@ -231,9 +261,10 @@ def usage_hint(host: str, port: int, metrics_port: int | None, model: str) -> st
     return "\n".join(lines)
 
 
-async def run_server(config: ServiceConfig, loader: Loader = ModelRegistry.load) -> int:
+async def run_server(config: ServiceConfig, loader: Loader = ModelRegistry.load, reuse_port: bool = False,
+                     peers: tuple[ReadyFlags, int] | None = None) -> int:
     """Serve until SIGTERM or SIGINT (exit code 0) or a batcher dies with on_batcher_failure=exit (1)."""
-    server = RewardServer(config, loader=loader)
+    server = RewardServer(config, loader=loader, reuse_port=reuse_port, peers=peers)
     await server.start()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -261,6 +292,6 @@ async def run_server(config: ServiceConfig, loader: Loader = ModelRegistry.load)
             loop.remove_signal_handler(sig)
 
 
-def serve(config: ServiceConfig) -> int:
-    """Run the server in a fresh event loop (blocking); return the exit code."""
-    return asyncio.run(run_server(config))
+def serve(config: ServiceConfig, reuse_port: bool = False, peers: tuple[ReadyFlags, int] | None = None) -> int:
+    """Run one server process in a fresh event loop (blocking); return the exit code."""
+    return asyncio.run(run_server(config, reuse_port=reuse_port, peers=peers))

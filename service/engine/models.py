@@ -125,6 +125,7 @@ class ScoringModel:
             execution_provider=self.served.execution_provider if self.served else self.backend.provider,
             parity_passed=self.served.parity_passed if self.served else self.variant.passed,
             normalization=None if n is None else (n.mean, n.std), model_type=self.spec.model_type,
+            agreement=self.spec.agreement,
         )
 
     def raw_reward(self, score: ItemScore) -> float:

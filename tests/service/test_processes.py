@@ -1,0 +1,106 @@
+"""``serve --processes N``: one server on the ports, SERVING only while every process is, restarts, drain."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import grpc
+import psutil
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from rewardserve.service.client import RewardClient
+from rewardserve.service.config import ModelSource, ServiceConfig
+from rewardserve.service.cpus import available_cpus, cgroup_quota
+from rewardserve.service.edge.processes import probe_bind, serve_processes
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def health(target: str) -> int:
+    with grpc.insecure_channel(target) as channel:
+        try:
+            return health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2).status
+        except grpc.RpcError:
+            return -1
+
+
+def wait_until(predicate, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_cgroup_quota_and_affinity(tmp_path):
+    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    assert cgroup_quota(tmp_path) == 1.5
+    assert available_cpus(tmp_path) == min(len(os.sched_getaffinity(0)), 2)
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert cgroup_quota(tmp_path) is None
+    assert available_cpus(tmp_path) == len(os.sched_getaffinity(0))
+
+
+def test_threads_share_one_budget_across_models():
+    models = tuple(ModelSource(n, "/nonexistent") for n in ("a", "b"))
+    assert ServiceConfig(models=models, cpus=4).threading("cpu") == (2, 1)  # 2 models x 2 workers = 4 CPUs
+    assert ServiceConfig(models=models[:1], cpus=4).threading("cpu") == (4, 1)
+
+
+def test_a_port_in_use_is_refused_before_anything_starts(bundles):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(OSError, match=rf"port 127.0.0.1:{port} is in use"):
+            probe_bind("127.0.0.1", port, "port")
+        config = ServiceConfig(models=(ModelSource("pairwise", str(bundles["pairwise"])),), port=port,
+                               metrics_port=None, processes=2)
+        with pytest.raises(OSError, match="in use"):
+            serve_processes(config)
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_two_processes_serve_restart_and_drain(bundles):
+    port, metrics_port = free_port(), free_port()
+    argv = [sys.executable, "-m", "rewardserve.cli", "serve", "--model", f"pairwise={bundles['pairwise']}",
+            "--port", str(port), "--metrics-port", str(metrics_port), "--processes", "2"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    target = f"127.0.0.1:{port}"
+    try:
+        wait_until(lambda: health(target) == health_pb2.HealthCheckResponse.SERVING)
+        children = [c for c in psutil.Process(proc.pid).children()
+                    if "rewardserve.service.edge.processes" in " ".join(c.cmdline())]
+        assert len(children) == 2
+        # A second server on the same port fails with a clear error instead of sharing it.
+        second = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        assert second.returncode != 0 and "is in use" in second.stderr
+        with RewardClient([target] * 4) as client:
+            rewards = {client.score(["hello there"]).scores[0].reward for _ in range(20)}
+        assert len(rewards) == 1  # every process scores alike
+        scraped = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+        total = sum(float(line.rsplit(" ", 1)[1]) for line in scraped.splitlines()
+                    if line.startswith('rewardserve_requests_total{code="OK",method="Score"'))
+        assert total >= 20  # one set of series: both processes' calls in one counter
+        # A crashed process: health leaves SERVING until it is back, then every call works again.
+        children[0].send_signal(signal.SIGKILL)
+        wait_until(lambda: health(target) != health_pb2.HealthCheckResponse.SERVING, 30)
+        wait_until(lambda: health(target) == health_pb2.HealthCheckResponse.SERVING, 60)
+        with RewardClient(target) as client:
+            assert client.score(["hello there"]).scores[0].reward in rewards
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+        assert not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children[1:])
+    finally:
+        if proc.poll() is None:
+            proc.kill()
