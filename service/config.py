@@ -152,6 +152,8 @@ class ServiceConfig:
     tokenizer_workers: int = _opt(2, "threads that format and tokenize requests", int)
     grace_period_s: float = _opt(10.0, "on SIGTERM, time to finish accepted requests, in seconds", float)
     allow_failed_parity: bool = _opt(False, "serve variants whose export parity check failed", _bool)
+    cuda_graphs: bool = _opt(False, "ONNX Runtime CUDA graphs, one per (rows, length) bucket, all captured "
+                             "before SERVING (CUDA only; unmeasured: see service/backends/cuda_graphs.py)", _bool)
     http_port: int | None = _opt(None, "OpenRLHF-compatible HTTP port on host (POST /get_reward, GET /health); "
                                  "0: any free port; off (default): none", _optional_port)
     http_model: str = _opt("", "model or composite that /get_reward scores when the request names none "

@@ -161,7 +161,8 @@ def serve_combination(directory: Path, manifest: Manifest, config: ServiceConfig
     workers, threads = config.threading(device)
     for c in ranked:
         backend = open_file(combination_path(c, manifest, directory), c.runtime, c.precision,
-                            device, threads, streams=workers, cpu_fallback=config.provider is Provider.auto)
+                            device, threads, streams=workers, cpu_fallback=config.provider is Provider.auto,
+                            cuda_graphs_rows=config.max_batch_items if config.cuda_graphs else 0)
         if device is Provider.cuda and "CUDA" not in backend.provider:
             logger.warning("provider auto: CUDA failed to load for %s; falling back to the CPU combinations",
                            directory)

@@ -59,7 +59,8 @@ class OrtBackend:
         logits = backend.run(pad_batch(encoder.encode_batch(["a", "b"], Truncation.left), pad_id=0))
     """
 
-    def __init__(self, path: str | Path, provider: Provider, intra_op_threads: int = 0, cpu_fallback: bool = False):
+    def __init__(self, path: str | Path, provider: Provider, intra_op_threads: int = 0, cpu_fallback: bool = False,
+                 cuda_graphs_rows: int = 0):
         path = Path(path)
         if not path.is_file():
             raise BundleError(f"{path}: not found")
@@ -69,7 +70,8 @@ class OrtBackend:
         opts.inter_op_num_threads = 1
         # Spinning workers would steal the cores the event loop and the tokenizer need.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        providers = [CUDA, CPU] if provider is Provider.cuda else [CPU]
+        cuda = (CUDA, {"enable_cuda_graph": "1"}) if cuda_graphs_rows else CUDA  # cuda_graphs.py: unmeasured
+        providers = [cuda, CPU] if provider is Provider.cuda else [CPU]
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=providers)
         except Exception as e:  # ORT raises its own Fail/InvalidGraph types
@@ -91,11 +93,20 @@ class OrtBackend:
         outputs = [o.name for o in self.session.get_outputs()]
         self.output_name = "logits" if "logits" in outputs else outputs[0]
         self._use_io_binding = self.provider == CUDA
+        self.row_buckets = [1]  # the batch sizes the warm-up runs per length bucket
+        self._graphs = None
+        if cuda_graphs_rows and self.provider == CUDA:
+            from rewardserve.service.backends.cuda_graphs import CudaGraphs, row_buckets
+
+            self._graphs = CudaGraphs(self.session, self.input_names, self.output_name, cuda_graphs_rows)
+            self.row_buckets = row_buckets(cuda_graphs_rows)
         logger.info("loaded %s on %s (inputs %s)", path.name, self.provider, self.input_names)
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         """Run a padded batch and return float32 logits, one row per batch row."""
         feed = {k: v for k, v in inputs.items() if k in self.input_names}
+        if self._graphs is not None:
+            return self._graphs.run(feed)
         if self._use_io_binding:
             binding = self.session.io_binding()
             for name, array in feed.items():

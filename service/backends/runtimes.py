@@ -37,7 +37,7 @@ class Served:
 
 
 def open_file(path: str | Path, runtime: Runtime, precision: ServedPrecision, device: Provider, threads: int,
-              streams: int = 1, cpu_fallback: bool = False) -> Any:  # a Backend
+              streams: int = 1, cpu_fallback: bool = False, cuda_graphs_rows: int = 0) -> Any:  # a Backend
     """Open one variant file on one runtime (imported only when used)."""
     if Runtime(runtime) is Runtime.openvino:
         from rewardserve.service.backends.openvino import OpenVinoBackend
@@ -45,7 +45,7 @@ def open_file(path: str | Path, runtime: Runtime, precision: ServedPrecision, de
         return OpenVinoBackend(path, ServedPrecision(precision).value, threads=threads, streams=streams)
     from rewardserve.service.backends.ort import OrtBackend
 
-    return OrtBackend(path, device, threads, cpu_fallback=cpu_fallback)
+    return OrtBackend(path, device, threads, cpu_fallback=cpu_fallback, cuda_graphs_rows=cuda_graphs_rows)
 
 
 def resolve(provider: Provider) -> Provider:

@@ -140,7 +140,8 @@ class ScoringModel:
         if self.backend.pad_to_multiple:  # every shape the backend will see, before the server says SERVING
             [longest] = self.encoder.encode_batch([long_text], Truncation.right)
             for length in buckets(self.backend.pad_to_multiple, self.spec.max_length):
-                self.run_batch([Encoded(longest.ids[:length], longest.type_ids[:length], False)])
+                for rows in getattr(self.backend, "row_buckets", [1]):  # CUDA graphs: each batch size too
+                    self.run_batch([Encoded(longest.ids[:length], longest.type_ids[:length], False)] * rows)
 
     def prepare(self, items: Sequence[Item], truncation: Truncation,
                 name_of: Callable[[int], str] = "items[{}]".format) -> list[Encoded]:

@@ -85,3 +85,42 @@ async def test_served_batches_use_buckets_and_padding_efficiency_counts_the_roun
         real = sum(s.num_tokens for s in scores)
         assert metrics.padding_efficiency.labels("classifier")._sum.get() == pytest.approx(real / padded)
         assert real < padded
+
+
+def test_cuda_graph_row_buckets_are_powers_of_two_up_to_the_batch_limit():
+    from rewardserve.service.backends.cuda_graphs import bucket_rows, row_buckets
+
+    assert row_buckets(64) == [1, 2, 4, 8, 16, 32, 64] and row_buckets(48) == [1, 2, 4, 8, 16, 32, 48]
+    assert [bucket_rows(n, 48) for n in (1, 3, 33, 48)] == [1, 4, 48, 48]
+    assert bucket_rows(70, 48) == 70  # past the limit (never formed by the batcher): its own graph
+
+
+def test_cuda_graphs_do_nothing_off_cuda(bundles):
+    from rewardserve.service.backends.ort import OrtBackend
+    from rewardserve.service.config import Provider
+
+    from rewardserve.manifest import Manifest
+
+    path = Manifest.load(bundles["classifier"]).variant("fp32").path(bundles["classifier"])
+    backend = OrtBackend(path, Provider.cpu, 1, cuda_graphs_rows=16)
+    assert backend.row_buckets == [1] and backend.pad_to_multiple == 0 and backend.provider == "CPUExecutionProvider"
+    assert make_config(bundles, cuda_graphs="true").cuda_graphs is True
+
+
+ort = pytest.importorskip("onnxruntime")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif("CUDAExecutionProvider" not in ort.get_available_providers(),
+                    reason="needs onnxruntime-gpu with CUDAExecutionProvider (CPU-only onnxruntime here)")
+def test_cuda_graph_replays_equal_plain_cuda_runs(bundles):
+    from rewardserve.service.backends.ort import OrtBackend
+    from rewardserve.service.config import Provider
+
+    from rewardserve.manifest import Manifest
+
+    path = Manifest.load(bundles["classifier"]).variant("fp32").path(bundles["classifier"])
+    plain, graphs = OrtBackend(path, Provider.cuda), OrtBackend(path, Provider.cuda, cuda_graphs_rows=8)
+    for rows, length in ((1, 16), (3, 32), (3, 32), (8, 64), (5, 16)):  # repeats replay a captured graph
+        feed = pad_batch([_item(length - r) for r in range(rows)], 0, 16, 64)
+        np.testing.assert_allclose(graphs.run(feed), plain.run(feed), atol=1e-5)
