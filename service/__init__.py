@@ -5,7 +5,7 @@ A request flows one way (README "Architecture")::
     edge/      speaks a protocol: gRPC servicer, wire decoding, KServe v2, the HTTP routes,
                protobuf <-> domain conversion, errors -> status codes, TLS/tokens/limits
     engine/    scores: model registry, text encoding, batcher, post-processing, composites
-    backends/  runs a padded batch: one interface, ONNX Runtime today
+    backends/  runs a padded batch: one interface, ONNX Runtime and OpenVINO, chosen per host
     client/    the Python SDK (no server code): sync/async client, targets, TRL reward function
     jobs/      batch jobs over files: streamed scoring, ``filter``
     cli/       the commands: serve, health, score, filter
