@@ -16,6 +16,7 @@ from rewardserve.training.data import (
     load_preferences,
 )
 
+from rewardserve.activations import sigmoid, softmax
 from rewardserve.bundle import RewardSpec
 from rewardserve.enums import ModelKind
 
@@ -36,11 +37,6 @@ def score_texts(model, tokenizer, texts: list[str], max_length: int, batch_size:
                             padding=True, return_tensors="pt").to(model.device)
             out[idx] = model(**enc).logits.float().cpu().numpy()
     return out
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """Numerically stable logistic function."""
-    return np.where(x >= 0, 1 / (1 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x))))
 
 
 def expected_calibration_error(probs: np.ndarray, outcomes: np.ndarray, bins: int = 10) -> float:
@@ -88,8 +84,7 @@ def classifier_metrics(logits: np.ndarray, labels: np.ndarray, names: list[str],
     """Accuracy, macro-F1, ROC-AUC and the confusion matrix."""
     from sklearn.metrics import confusion_matrix, f1_score, roc_auc_score
 
-    z = logits - logits.max(-1, keepdims=True)
-    probs = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
+    probs = softmax(logits)
     pred = probs.argmax(-1)
     out: dict[str, Any] = {
         "examples": int(len(labels)),
@@ -109,7 +104,7 @@ def classifier_metrics(logits: np.ndarray, labels: np.ndarray, names: list[str],
 
 def classifier_eval(logits: np.ndarray, rows: list[LabelledText], names: list[str], positive: str) -> dict[str, Any]:
     """:func:`classifier_metrics` against the majority label, plus vote metrics when rows carry votes."""
-    from rewardserve.training.vote_metrics import softmax, vote_metrics
+    from rewardserve.training.vote_metrics import vote_metrics
 
     out = classifier_metrics(logits, np.array([r.label for r in rows]), names, positive)
     if rows and rows[0].votes is not None:

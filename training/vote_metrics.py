@@ -22,13 +22,6 @@ import numpy as np
 ECE_BINS = 15
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax."""
-    z = logits - logits.max(-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(-1, keepdims=True)
-
-
 def binned_calibration_error(probs: np.ndarray, shares: np.ndarray, bins: int = ECE_BINS) -> float:
     """ECE of one class against vote shares: bins of equal width over [0, 1] (1.0 in the last bin)."""
     which = np.minimum((probs * bins).astype(int), bins - 1)
