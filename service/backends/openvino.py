@@ -79,7 +79,8 @@ class OpenVinoBackend:
             model = core.read_model(str(path))
             self.compiled = core.compile_model(model, DEVICE, config)
         except Exception as e:  # OpenVINO raises RuntimeError with the frontend's message
-            raise BundleError(f"{path}: OpenVINO cannot load it: {e}") from e
+            what = "ONNX model" if path.suffix == ".onnx" else "OpenVINO model"
+            raise BundleError(f"{path}: cannot load {what} (OpenVINO): {e}") from e
         self.path = path
         self.input_names = [i.get_any_name() for i in self.compiled.inputs]
         unknown = [n for n in self.input_names if n not in KNOWN_INPUTS]
