@@ -14,6 +14,8 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import aiohttp
 from rewardserve.benchmarks.outcome import Call, RequestFailed
 
@@ -23,8 +25,9 @@ def openrlhf_body(texts: list[str]) -> dict:
     return {"query": list(texts), "prompts": [""] * len(texts), "labels": [""] * len(texts)}
 
 
-def litserve_call(url: str, timeout_s: float) -> Call:
-    """The same client for the LitServe peer's ``POST /predict {"text"} -> {"reward"}`` (one text per POST)."""
+def _json_post(url: str, timeout_s: float, answered: Callable[[dict, dict], bool]) -> Call:
+    """A call that POSTs one body over a NEW connection (a session per request, as OpenRLHF's client
+    does) and checks the JSON answer with ``answered(body, answer)``."""
     timeout = aiohttp.ClientTimeout(total=timeout_s)
 
     async def call(body: dict) -> None:
@@ -36,26 +39,17 @@ def litserve_call(url: str, timeout_s: float) -> Call:
                 answer = await response.json(content_type=None)
         except (TimeoutError, aiohttp.ClientError, OSError) as e:
             raise RequestFailed(type(e).__name__) from None
-        if not isinstance(answer.get("reward"), float):
+        if not answered(body, answer):
             raise RequestFailed("BAD_ANSWER")
 
     return call
+
+
+def litserve_call(url: str, timeout_s: float) -> Call:
+    """The same client for the LitServe peer's ``POST /predict {"text"} -> {"reward"}`` (one text per POST)."""
+    return _json_post(url, timeout_s, lambda body, answer: isinstance(answer.get("reward"), float))
 
 
 def openrlhf_call(url: str, timeout_s: float) -> Call:
     """A call that POSTs one body over a new connection and reads the JSON rewards."""
-    timeout = aiohttp.ClientTimeout(total=timeout_s)
-
-    async def call(body: dict) -> None:
-        try:
-            async with aiohttp.ClientSession(timeout=timeout) as session, session.post(url, json=body) as response:
-                if response.status != 200:
-                    await response.read()
-                    raise RequestFailed(f"HTTP {response.status}")
-                answer = await response.json(content_type=None)
-        except (TimeoutError, aiohttp.ClientError, OSError) as e:
-            raise RequestFailed(type(e).__name__) from None
-        if len(answer.get("rewards") or ()) != len(body["query"]):
-            raise RequestFailed("BAD_ANSWER")
-
-    return call
+    return _json_post(url, timeout_s, lambda body, answer: len(answer.get("rewards") or ()) == len(body["query"]))

@@ -140,9 +140,7 @@ def grpc_errors(method: str, model_of: Callable[[object, object], str] | None = 
                 start, exc, limit = time.perf_counter(), None, None
                 self.metrics.in_flight.labels(method).inc()
                 try:
-                    if self.limit is not None:
-                        self.limit.acquire("grpc")
-                        limit = self.limit
+                    limit = _admit(self.limit)
                     async for response in fn(self, _decoded(request_iterator), context):
                         yield response
                 except (Exception, asyncio.CancelledError) as e:
@@ -164,9 +162,7 @@ def grpc_errors(method: str, model_of: Callable[[object, object], str] | None = 
             model = model_of(self, request) if model_of and not undecodable else ""
             self.metrics.in_flight.labels(method).inc()
             try:
-                if self.limit is not None:
-                    self.limit.acquire("grpc")
-                    limit = self.limit
+                limit = _admit(self.limit)
                 if undecodable:
                     raise InvalidArgument(request.describe())
                 return await fn(self, request, context)
@@ -182,6 +178,13 @@ def grpc_errors(method: str, model_of: Callable[[object, object], str] | None = 
         return unary_wrapper
 
     return decorate
+
+
+def _admit(limit: CallLimit | None) -> CallLimit | None:
+    """Take a slot of ``limit`` (None: unlimited); return what the caller must release."""
+    if limit is not None:
+        limit.acquire("grpc")
+    return limit
 
 
 async def _decoded(request_iterator):
