@@ -25,8 +25,7 @@ from pathlib import Path
 import numpy as np
 from rewardserve.export.texts import load_texts
 from rewardserve.export.throughput import CUDA, make_session, measure, synthetic_feeds
-from rewardserve.service.backends.padding import pad_batch
-from rewardserve.service.engine.encoding import TextEncoder
+from rewardserve.service.engine.encoding import TextEncoder, pad_batch
 
 from rewardserve.bundle import RewardSpec
 from rewardserve.enums import ModelKind, Truncation

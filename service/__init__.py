@@ -10,7 +10,7 @@ A request flows one way (README "Architecture")::
     jobs/      batch jobs over files: streamed scoring, ``filter``
     cli/       the commands: serve, health, score, filter
 
-The modules here, at the root (``domain``, ``errors``, ``config``, ``recipes``, ``metrics``,
+The modules here, at the root (``domain``, ``errors``, ``config``, ``recipes``, ``metrics`` (with the drain meter),
 ``credential_files``), are used by every folder and import none of them. Import rules
 (``tests/test_layout.py``): backends import only the root; the engine never imports the edge,
 the client or the jobs; the client never imports the edge or the engine; no cycles.

@@ -1,4 +1,6 @@
-"""Prometheus metrics of one server, in its own registry (tests may run several servers).
+"""Prometheus metrics of one server, in its own registry (tests may run several servers), and
+:class:`DrainMeter`, the one measurement the server reads back: how fast a model's queue drains
+(items per second over a sliding window), which back-pressure answers divide the queue by.
 
 With ``serve --processes N`` every process writes its values to ``PROMETHEUS_MULTIPROC_DIR``
 (prometheus_client's multiprocess mode) and the supervisor serves them as ONE set of series,
@@ -15,6 +17,9 @@ Example::
 from __future__ import annotations
 
 import logging
+import time
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -108,3 +113,36 @@ class ServiceMetrics:
         bound = runner.addresses[0][1]
         logger.info("metrics on %s://%s:%d/metrics", "https" if ssl_context else "http", host, bound)
         return runner, bound
+
+
+class DrainMeter:
+    """Items finished per second over the last ``window_s`` seconds of batches."""
+
+    def __init__(self, window_s: float = 5.0, clock: Callable[[], float] = time.monotonic):
+        self.window_s = window_s
+        self._clock = clock
+        self._batches: deque[tuple[float, float, int]] = deque()  # (started, finished, items)
+
+    def record(self, items: int, started: float) -> None:
+        """Count a batch of ``items`` that began at ``started`` and has just finished."""
+        now = self._clock()
+        self._batches.append((started, now, items))
+        self._prune(now)
+
+    def _prune(self, now: float) -> None:
+        while self._batches and self._batches[0][1] < now - self.window_s:
+            self._batches.popleft()
+
+    def rate(self) -> float | None:
+        """Items per second over the window (from the first batch's start in it); None without data."""
+        now = self._clock()
+        self._prune(now)
+        if not self._batches:
+            return None
+        span = max(now - self._batches[0][0], 1e-3)  # wall time the window's batches cover
+        return sum(b[2] for b in self._batches) / span
+
+    def seconds_to_drain(self, items: int) -> float | None:
+        """Time for ``items`` queued items to run at the measured rate; None before any batch ran."""
+        rate = self.rate()
+        return None if rate is None else items / rate

@@ -1,7 +1,7 @@
 """Back-pressure answers clients can follow: ``Retry-After`` and ``grpc-retry-pushback-ms``.
 
 When the server refuses work it says when to come back, computed from how fast the queues
-drain (:class:`~rewardserve.service.engine.drain.DrainMeter`, measured by each batcher), not a
+drain (:class:`~rewardserve.service.metrics.DrainMeter`, measured by each batcher), not a
 constant: a full queue (QueueFull) carries its model's ``items waiting / items per second``;
 the concurrency limit (Overloaded) and other refusals without their own figure get the
 server-wide ``sum of items waiting / sum of drain rates``. Before any batch has run there is no

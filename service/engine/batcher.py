@@ -25,9 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from rewardserve.service.domain import Encoded
-from rewardserve.service.engine.drain import DrainMeter
 from rewardserve.service.errors import DeadlineExpired, QueueFull, Unavailable
-from rewardserve.service.metrics import ServiceMetrics
+from rewardserve.service.metrics import DrainMeter, ServiceMetrics
 
 logger = logging.getLogger(__name__)
 

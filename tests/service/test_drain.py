@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from rewardserve.service.engine.drain import DrainMeter
+from rewardserve.service.metrics import DrainMeter
 
 
 class Clock:
