@@ -117,11 +117,18 @@ class InProcessServer:
         return self.server.metrics.registry.get_sample_value(name, labels) or 0.0
 
 
+SERVER_PROCESSES = 2
+
+
 def cli_server(name: str, models: dict[str, Path], log_dir: Path, metrics: bool = True, **flags) -> ServerProcess:
-    """``rewardserve serve`` as a subprocess on free loopback ports (start it with ``.start()``)."""
+    """``rewardserve serve`` as a subprocess on free loopback ports (start it with ``.start()``).
+
+    Two server processes unless ``processes`` is given: the suite checks the multi-process server.
+    """
+    flags = {"processes": SERVER_PROCESSES, **flags}
     port = free_port()
     metrics_port = free_port() if metrics else None
-    argv = [sys.executable, "-m", "rewardserve.cli", *(["-v"] if __import__("os").environ.get("RS_DEBUG") else []), "serve", "--port", str(port),
+    argv = [sys.executable, "-m", "rewardserve.cli", "serve", "--port", str(port),
             "--metrics-port", str(metrics_port) if metrics else "off"]
     for model, path in models.items():
         argv += ["--model", f"{model}={path}"]
