@@ -129,6 +129,7 @@ def _build(config: ExportConfig, work: Path) -> Manifest:
     return Manifest(
         source_fingerprint=fingerprint, model_type=source.model_type, variants=variants,
         pad_token_id=source.pad_token_id, created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        embedding_rows=source.model.get_input_embeddings().num_embeddings,
         tool_versions=_tool_versions(),
         reference={"file": REFERENCE_FILE, "sha256": file_sha256(reference), "throughput": ref_throughput},
         parity_data={**texts.describe(), "runs": [r.name for r in runs], "batch_size": config.parity_batch_size},

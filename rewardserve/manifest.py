@@ -216,10 +216,10 @@ class Manifest:
     reference: dict[str, Any] = field(default_factory=dict)
     # Where the parity texts came from: {"source", "n_texts", "paired", "runs"}.
     parity_data: dict[str, Any] = field(default_factory=dict)
-    # sha256 of tokenizer.json as exported: the service refuses a replaced tokenizer ("" = not recorded).
-    tokenizer_sha256: str = ""
+    tokenizer_sha256: str = ""  # sha256 of tokenizer.json as exported ("" = not recorded)
     # sha256 of reward.json as exported: labels, reward label and normalization are part of the scores ("" = not recorded).
     reward_sha256: str = ""
+    embedding_rows: int = 0  # input-embedding rows: larger tokenizer ids are refused at load (0: not recorded)
     combinations: list[Combination] = field(default_factory=list)  # version 2: every way to serve it
     host: dict[str, Any] = field(default_factory=dict)  # host_fingerprint() where they were measured
     # {"file", "sha256", "n_texts", "source"}: inputs (the server's encoding) and PyTorch fp32 logits.

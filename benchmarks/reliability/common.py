@@ -67,9 +67,14 @@ class Section:
 
 
 def server_config(models: dict[str, Path], **overrides) -> ServiceConfig:
-    """A loopback, CPU, fp32 config on free ports with one ONNX Runtime thread per batch."""
+    """A loopback, CPU, fp32 ONNX Runtime config on free ports with one thread per batch.
+
+    ONNX Runtime, not ``backend auto``: the fault scenarios wrap its session (on a trained
+    bundle auto may choose OpenVINO, and nothing would be wrapped).
+    """
     values = dict(models=tuple(ModelSource(n, str(p)) for n, p in models.items()), port=0, metrics_port=None,
-                  precision="fp32", provider="cpu", intra_op_threads=1, tokenizer_workers=1, grace_period_s=2.0)
+                  backend="onnxruntime", precision="fp32", provider="cpu", intra_op_threads=1, tokenizer_workers=1,
+                  grace_period_s=2.0)
     values.update(overrides)
     return ServiceConfig(**values)
 

@@ -41,15 +41,24 @@ def check_sha256(path: Path, expected: str, manifest_path: Path) -> None:
         )
 
 
-def check_vocab_fits(encoder: TextEncoder, backend: Backend, pad_id: int, tokenizer_path: Path) -> None:
-    """Raise BundleError if the tokenizer can produce ids the model's embedding does not have."""
+def check_vocab_fits(encoder: TextEncoder, backend: Backend, pad_id: int, tokenizer_path: Path,
+                     embedding_rows: int = 0) -> None:
+    """Raise BundleError if the tokenizer can produce ids the model's embedding does not have.
+
+    With the embedding size the manifest records (``embedding_rows``) the check is static and holds
+    for every runtime (OpenVINO and CUDA kernels read out-of-range ids without an error); older
+    manifests fall back to running the largest id once, which ONNX Runtime's CPU kernels refuse.
+    """
     top = encoder.max_token_id
+    where = f"{tokenizer_path}: does not match the model {backend.path.name}: the tokenizer's token id {top} " \
+            f"(a vocabulary of {top + 1}) is outside the model's embedding table"
+    if embedding_rows:
+        if top >= embedding_rows:
+            raise BundleError(f"{where} ({embedding_rows} rows, recorded in the manifest)")
+        return
     probe = Encoded(np.array([top], np.int64), np.zeros(1, np.int64), truncated=False)
     try:
         backend.run(pad_batch([probe], pad_id))
     except Exception as e:  # ORT raises its own InvalidArgument/Fail types
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise BundleError(
-            f"{tokenizer_path}: does not match the model {backend.path.name}: the tokenizer's token id {top} "
-            f"(a vocabulary of {top + 1}) is outside the model's embedding table ({reason})"
-        ) from e
+        raise BundleError(f"{where} ({reason})") from e

@@ -95,7 +95,7 @@ class ScoringModel:
         served = open_backend(directory, manifest, config)
         backend, variant, workers, threads = served.backend, served.variant, served.workers, served.threads
         check_sha256(variant.path(directory), variant.sha256, manifest_path)  # after: garbage fails to parse first
-        check_vocab_fits(encoder, backend, manifest.pad_token_id, directory / TOKENIZER_FILE)
+        check_vocab_fits(encoder, backend, manifest.pad_token_id, directory / TOKENIZER_FILE, manifest.embedding_rows)
         batcher = Batcher(
             source.name, padded(backend, manifest.pad_token_id, spec.max_length), metrics,
             max_batch_items=config.max_batch_items, max_wait_ms=config.wait_ms(served.device),
