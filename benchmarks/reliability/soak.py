@@ -144,10 +144,19 @@ async def _one_stream(call, k: int, n: int, traffic: Traffic, ledger: Ledger, st
     ledger.lost += len(outstanding)  # the stream ended OK without answering these
 
 
-async def _memory(pid: int, samples: list[tuple[float, int]], start: float, done: asyncio.Event) -> None:
+def tree_rss(pid: int) -> int:
+    """Resident memory of a server and every process under it (``serve --processes N``'s children)."""
     proc = psutil.Process(pid)
+    total = proc.memory_info().rss
+    for child in proc.children(recursive=True):
+        with contextlib.suppress(psutil.Error):  # a child may exit between listing and reading
+            total += child.memory_info().rss
+    return total
+
+
+async def _memory(pid: int, samples: list[tuple[float, int]], start: float, done: asyncio.Event) -> None:
     while not done.is_set():
-        samples.append((time.monotonic() - start, proc.memory_info().rss))
+        samples.append((time.monotonic() - start, tree_rss(pid)))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), 0.5)
 
@@ -180,7 +189,7 @@ def soak(models: dict[str, Path], scorer: SoloScorer, cfg: ReliabilityConfig, lo
     server = cli_server("soak", models, log_dir, precision="fp32", provider="cpu", max_queue_items=65536,
                         max_items_per_request=64, request_timeout_s=cfg.soak_timeout_s, grace_period_s=10)
     with server.start():
-        rss_ready = psutil.Process(server.proc.pid).memory_info().rss
+        rss_ready = tree_rss(server.proc.pid)
         ledger, samples, elapsed = asyncio.run(_load(server.target, server.proc.pid, pools, cfg))
         metrics = server.scrape()
         server.stop()
