@@ -58,10 +58,16 @@ def _classify(code: grpc.StatusCode, details: str) -> str:
     return f"other ({code.name})"
 
 
-def _server_counts(log: Path) -> dict[str, int]:
-    """The Score calls the server handled, by code, from its last log line on stopping."""
+def _server_counts(log: Path) -> dict[str, int] | None:
+    """The Score calls the server handled, by code, summed over the line each server process logs on
+    stopping (``serve --processes N``: one each); None when no process logged one."""
     lines = [line for line in log.read_text(errors="replace").splitlines() if SUMMARY in line]
-    return json.loads(lines[-1].split(SUMMARY, 1)[1]).get("Score", {}) if lines else {}
+    if not lines:
+        return None
+    counts: Counter = Counter()
+    for line in lines:
+        counts.update(json.loads(line.split(SUMMARY, 1)[1]).get("Score", {}))
+    return dict(counts)
 
 
 async def _watch(channel, seen: list[tuple[float, str]]) -> None:
@@ -129,7 +135,8 @@ def sigterm(models: dict[str, Path], scorer: SoloScorer, cfg: ReliabilityConfig,
         r = asyncio.run(_drive(server, pool, cfg, cfg.logit_tolerance))
     sig, outcomes = r["signalled"], r["outcomes"]
     kinds = Counter(k for _, _, k, _ in outcomes)
-    served = _server_counts(server.log_path)
+    counted = _server_counts(server.log_path)
+    served = counted or {}
     in_flight = sum(1 for s, d, k, _ in outcomes if k == "answered" and s < sig < d)
     after = [k for s, _, k, _ in outcomes if s > sig]
     statuses = [s for _, s in r["seen"]]
@@ -145,7 +152,7 @@ def sigterm(models: dict[str, Path], scorer: SoloScorer, cfg: ReliabilityConfig,
         odd_examples=[(round(s - sig, 3), round(d - sig, 3), k, det[:200]) for s, d, k, det in outcomes
                       if k.startswith("other") or k == "wrong answer"][:3])
     section.check("requests in flight at the signal were answered", in_flight > 0, in_flight)
-    section.check("server: no accepted call cut off (only OK and UNAVAILABLE)", served and not cut_off,
+    section.check("server: no accepted call cut off (only OK and UNAVAILABLE)", counted is not None and not cut_off,
                   cut_off or served or "no summary in the log")
     section.check("every answer the server sent arrived, with its solo scores",
                   served.get("OK") == kinds["answered"] and not odd,
