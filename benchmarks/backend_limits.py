@@ -1,9 +1,9 @@
 """Offline limits of runtimes other than ONNX Runtime: OpenVINO on the exported ONNX, PyTorch on the source.
 
 Every limit runs the same pre-tokenized, length-sorted items as the ONNX Runtime limit
-(:mod:`benchmarks.limit`: the server's own encoder and padding) at each batch size, and keeps
-the best; none times tokenizing. Each runs in its own subprocess (``python -m`` this module),
-so torch's OpenMP pool and OpenVINO's threads never live in the bench process.
+(:mod:`benchmarks.limit`: the server's own encoder and padding) at each batch size, timed by the
+same :func:`benchmarks.limit.sweep`, and keeps the best; none times tokenizing. Each runs in its own
+subprocess (``python -m`` this module), so torch's OpenMP pool and OpenVINO's threads never live in the bench process.
 
 - ``openvino``: the ``openvino`` package reading ``model_fp32.onnx`` directly, CPU plugin,
   ``INFERENCE_PRECISION_HINT`` f32 or bf16 (bf16 only where the CPU offers it: OpenVINO would
@@ -23,40 +23,17 @@ import json
 import logging
 import os
 import sys
-import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
 
 from rewardserve.benchmarks.hardware import cpu_bf16
+from rewardserve.benchmarks.limit import sweep
 from rewardserve.benchmarks.workload import Workload
 from rewardserve.service.engine.encoding import pad_batch
 
 from rewardserve.manifest import Manifest
 
 logger = logging.getLogger(__name__)
-
-
-def sweep(run: Callable[[list], object], ordered: Sequence, batch_sizes: Sequence[int], workers: int,
-          min_time_s: float) -> dict:
-    """Best items/s over ``batch_sizes``; ``run`` takes one batch of encoded items."""
-    tokens = sum(e.num_tokens for e in ordered)
-    per_size = {}
-    with ThreadPoolExecutor(workers) as pool:
-        for size in batch_sizes:
-            batches = [list(ordered[i : i + size]) for i in range(0, len(ordered), size)]
-            run(batches[-1])  # warm up the longest shapes
-            rounds, start = 0, time.perf_counter()
-            while True:
-                list(pool.map(run, batches))
-                rounds += 1
-                elapsed = time.perf_counter() - start
-                if elapsed >= min_time_s:
-                    break
-            per_size[size] = {"items_per_s": rounds * len(ordered) / elapsed, "tokens_per_s": rounds * tokens / elapsed}
-    best = max(per_size, key=lambda s: per_size[s]["items_per_s"])
-    return {"best_batch_size": best, "items_per_s": per_size[best]["items_per_s"],
-            "tokens_per_s": per_size[best]["tokens_per_s"], "by_batch_size": {str(k): v for k, v in per_size.items()}}
 
 
 def _type_name(t) -> str:
@@ -92,7 +69,7 @@ def openvino_limit(bundle: Path, precision: str, encoded: Sequence, batch_sizes:
             finally:
                 free.append(req)
 
-        r = sweep(run, ordered, batch_sizes, workers, min_time_s)
+        r = sweep(run, ordered, batch_sizes, workers, min_time_s, f"openvino {precision} ({workers} x {threads})")
         r.update(workers=workers, threads=threads,
                  precision_used=_type_name(compiled.get_property("INFERENCE_PRECISION_HINT")))
         results.append(r)
@@ -125,7 +102,7 @@ def torch_limit(source_bundle: Path, precision: str, encoded: Sequence, batch_si
             torch.cuda.synchronize()
         return out
 
-    r = sweep(run, sorted(encoded, key=lambda e: e.num_tokens), batch_sizes, 1, min_time_s)
+    r = sweep(run, sorted(encoded, key=lambda e: e.num_tokens), batch_sizes, 1, min_time_s, f"torch {precision}")
     r.update(workers=1, threads=torch.get_num_threads(), version=torch.__version__, attention="sdpa")
     return r
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -44,6 +44,32 @@ def best_limit(bundle: Path, variant: str, encoded: Sequence[Encoded], server_th
     return best
 
 
+def sweep(run: Callable[[list], object], ordered: Sequence, batch_sizes: Sequence[int], workers: int,
+          min_time_s: float, label: str = "") -> dict:
+    """Best items/s over ``batch_sizes`` on length-sorted ``ordered``; ``run`` takes one batch of encoded items.
+
+    Each size runs its batches on ``workers`` threads, round after round, until ``min_time_s`` has passed.
+    """
+    tokens = sum(e.num_tokens for e in ordered)
+    per_size = {}
+    with ThreadPoolExecutor(workers, thread_name_prefix="limit") as pool:
+        for size in batch_sizes:
+            batches = [list(ordered[i : i + size]) for i in range(0, len(ordered), size)]
+            run(batches[-1])  # warm up the longest shapes
+            rounds, start = 0, time.perf_counter()
+            while True:
+                list(pool.map(run, batches))
+                rounds += 1
+                elapsed = time.perf_counter() - start
+                if elapsed >= min_time_s:
+                    break
+            per_size[size] = {"items_per_s": rounds * len(ordered) / elapsed, "tokens_per_s": rounds * tokens / elapsed}
+            logger.info("limit %s batch %d: %.1f items/s", label, size, per_size[size]["items_per_s"])
+    best = max(per_size, key=lambda s: per_size[s]["items_per_s"])
+    return {"best_batch_size": best, "items_per_s": per_size[best]["items_per_s"],
+            "tokens_per_s": per_size[best]["tokens_per_s"], "by_batch_size": {str(k): v for k, v in per_size.items()}}
+
+
 def measure_limit(bundle: Path, variant: str, encoded: Sequence[Encoded], threads: int,
                   batch_sizes: Sequence[int], provider: Provider = Provider.cpu,
                   min_time_s: float = 2.0, workers: int = 1) -> dict:
@@ -51,29 +77,11 @@ def measure_limit(bundle: Path, variant: str, encoded: Sequence[Encoded], thread
     manifest = Manifest.load(bundle)
     backend = OrtBackend(manifest.variant(variant).path(bundle), provider, threads)
     runner = padded_runner(backend, manifest.pad_token_id)  # what the server's batcher runs
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="limit")
     ordered = sorted(encoded, key=lambda e: e.num_tokens)
-    tokens = sum(e.num_tokens for e in ordered)
-    per_size = {}
-    for size in batch_sizes:
-        batches = [ordered[i : i + size] for i in range(0, len(ordered), size)]
-        runner(batches[-1])  # warm up the longest shapes
-        rounds, start = 0, time.perf_counter()
-        while True:
-            list(pool.map(runner, batches))
-            rounds += 1
-            elapsed = time.perf_counter() - start
-            if elapsed >= min_time_s:
-                break
-        per_size[size] = {"items_per_s": rounds * len(ordered) / elapsed, "tokens_per_s": rounds * tokens / elapsed}
-        logger.info("limit %s batch %d (%d workers x %d threads): %.1f items/s", variant, size, workers, threads,
-                    per_size[size]["items_per_s"])
-    pool.shutdown()
-    best = max(per_size, key=lambda s: per_size[s]["items_per_s"])
+    r = sweep(runner, ordered, batch_sizes, workers, min_time_s, f"{variant} ({workers} workers x {threads} threads)")
+    best = r["best_batch_size"]
     padded = sum(len(b) * max(e.num_tokens for e in b)
                  for b in (ordered[i : i + best] for i in range(0, len(ordered), best)))
     return {"variant": variant, "provider": backend.provider, "threads": threads, "workers": workers,
-            "best_batch_size": best,
-            "items_per_s": per_size[best]["items_per_s"], "tokens_per_s": per_size[best]["tokens_per_s"],
-            "padding_efficiency": tokens / padded,
-            "by_batch_size": {str(k): v for k, v in per_size.items()}}
+            "best_batch_size": best, "items_per_s": r["items_per_s"], "tokens_per_s": r["tokens_per_s"],
+            "padding_efficiency": sum(e.num_tokens for e in ordered) / padded, "by_batch_size": r["by_batch_size"]}
