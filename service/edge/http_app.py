@@ -31,6 +31,7 @@ from rewardserve.service.domain import ItemScore, ScoreOptions
 from rewardserve.service.edge.http_common import (
     FAILURE,
     backpressure_middleware,
+    checked_texts,
     resolve,
     score_items,
     served_name,
@@ -76,15 +77,7 @@ def reward_query_from_http(body: bytes, params: Mapping[str, str], default_model
         raise InvalidArgument("body.query: expected a list of strings, got one string")
     if not isinstance(texts, list):
         raise InvalidArgument(f"body.query: expected a list of strings, got {type(texts).__name__}")
-    if not texts:
-        raise InvalidArgument("body.query: empty")
-    if len(texts) > max_items:
-        raise InvalidArgument(f"body.query: {len(texts)} texts, at most {max_items} per request")
-    for i, t in enumerate(texts):
-        if not isinstance(t, str):
-            raise InvalidArgument(f"body.query[{i}]: expected a string, got {type(t).__name__}")
-        if not t:
-            raise InvalidArgument(f"body.query[{i}]: empty")
+    checked_texts(texts, "body.query", max_items, "texts")
     normalize = params.get("normalize", "").strip().lower()
     if normalize not in _TRUE + _FALSE:
         raise InvalidArgument(f"normalize: expected true or false, got {params['normalize']!r}")

@@ -115,19 +115,24 @@ def texts_of(value: Any, field: str, max_items: int) -> list[str]:
         value = [value]
     if not isinstance(value, list):
         raise InvalidArgument(f"{field}: expected a string or a list of strings, got {type(value).__name__}")
-    if not value:
-        raise InvalidArgument(f"{field}: empty")
     if any(isinstance(v, (int, list)) and not isinstance(v, bool) for v in value):
         raise InvalidArgument(f"{field}: token ids are not supported; send text (the server tokenizes with the "
                               "reward model's own tokenizer)")
-    if len(value) > max_items:
-        raise InvalidArgument(f"{field}: {len(value)} inputs, at most {max_items} per request (max_items_per_request)")
-    for i, v in enumerate(value):
+    return checked_texts(value, field, max_items)
+
+
+def checked_texts(texts: list, field: str, max_items: int, noun: str = "inputs") -> list[str]:
+    """``texts`` if it holds 1 to ``max_items`` non-empty strings; InvalidArgument naming the first problem."""
+    if not texts:
+        raise InvalidArgument(f"{field}: empty")
+    if len(texts) > max_items:
+        raise InvalidArgument(f"{field}: {len(texts)} {noun}, at most {max_items} per request (max_items_per_request)")
+    for i, v in enumerate(texts):
         if not isinstance(v, str):
             raise InvalidArgument(f"{field}[{i}]: expected a string, got {type(v).__name__}")
         if not v:
             raise InvalidArgument(f"{field}[{i}]: empty")
-    return value
+    return texts
 
 
 def optional(body: dict, key: str, kind: type | tuple[type, ...], default: Any) -> Any:

@@ -118,7 +118,8 @@ def test_too_many_items_and_metrics_of_errors(http_server):
                     code="INVALID_ARGUMENT")
     n = http_server.server.config.max_items_per_request + 1
     r = post_like_openrlhf(url(http_server), ["x"] * n, [""] * n, [""] * n)
-    assert r.status_code == 400 and f"{n} texts, at most {n - 1} per request" in r.json()["error"]
+    assert r.status_code == 400
+    assert r.json()["error"] == f"body.query: {n} texts, at most {n - 1} per request (max_items_per_request)"
     assert r.json()["code"] == "INVALID_ARGUMENT"
     assert sample(http_server, "rewardserve_requests_total", method="POST /get_reward", model="classifier",
                   code="INVALID_ARGUMENT") == before + 1
