@@ -78,25 +78,15 @@ async def _score_file(args: argparse.Namespace, out: TextIO) -> int:
     Bad lines raise ``BadLine`` naming the file and line (the CLI prints it and exits 2).
     """
     from rewardserve.service.domain import item_from_obj
-    from rewardserve.service.jobs.streaming import (
-        LineCounts,
-        ScoreSettings,
-        chunked,
-        local_scorer,
-        read_items,
-        score_in_order,
-        server_scorer,
-    )
+    from rewardserve.service.jobs.streaming import LineCounts, ScoreSettings, open_scorer
 
     settings = ScoreSettings(model=args.model, truncation=args.truncation, normalize=args.normalize,
                              timeout_s=args.timeout_s)
-    scorer_cm = (server_scorer(args.address, settings, **client_flags.security(args)) if args.address
-                 else local_scorer(args.bundle, settings, args.precision, args.provider))
     counts = LineCounts()
-    records = read_items(args.input, item_from_obj, counts=counts)
-    async with scorer_cm as scorer:
-        async for chunk, scores in score_in_order(chunked(records, args.batch_size), scorer.score,
-                                                  SCORE_CONCURRENCY):
+    async with open_scorer(args.address, args.bundle, settings, args.precision, args.provider,
+                           **client_flags.security(args)) as scorer:
+        async for chunk, scores in scorer.stream(args.input, item_from_obj, args.batch_size, SCORE_CONCURRENCY,
+                                                 counts=counts):
             for record, s in zip(chunk, scores, strict=True):
                 item_id = record.obj.get("id") if isinstance(record.obj, dict) else None
                 head = {"line": record.lineno, **({"id": item_id} if item_id is not None else {}),

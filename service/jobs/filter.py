@@ -179,28 +179,18 @@ async def run_filter(config: FilterConfig, client_kwargs: dict[str, Any] | None 
     ``client_kwargs`` go to the client of ``config.address`` (TLS files, a token).
     """
     from rewardserve.service.client.reward_func import label_name, label_prob
-    from rewardserve.service.jobs.streaming import (
-        LineCounts,
-        ScoreSettings,
-        chunked,
-        local_scorer,
-        read_items,
-        score_in_order,
-        server_scorer,
-    )
+    from rewardserve.service.jobs.streaming import LineCounts, ScoreSettings, open_scorer
 
     settings = ScoreSettings(model=config.model, timeout_s=config.timeout_s)
-    scorer_cm = (server_scorer(config.address, settings, **(client_kwargs or {})) if config.address is not None
-                 else local_scorer(config.bundle, settings, config.precision, config.provider))
     counts = LineCounts()
     kept_path, rejected_path = config.outputs()
-    async with scorer_cm as scorer:
+    async with open_scorer(config.address, config.bundle, settings, config.precision, config.provider,
+                           **(client_kwargs or {})) as scorer:
         prob_of = label_prob(scorer.info, config.label)  # before reading: a wrong label fails at once
         summary = FilterSummary(config, scorer.info.name, label_name(scorer.info, config.label))
-        records = read_items(config.input, config.to_item, config.skip_bad, counts)
         with open(kept_path, "w", encoding="utf-8") as kept, open(rejected_path, "w", encoding="utf-8") as rejected:
-            async for chunk, scores in score_in_order(chunked(records, config.batch_size), scorer.score,
-                                                      config.max_in_flight):
+            async for chunk, scores in scorer.stream(config.input, config.to_item, config.batch_size,
+                                                     config.max_in_flight, config.skip_bad, counts):
                 for record, s in zip(chunk, scores, strict=True):
                     p = prob_of(s.probabilities)
                     summary.distribution.add(p)

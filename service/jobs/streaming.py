@@ -6,9 +6,8 @@ back in input order. Both scorers send items through the same batcher as the ser
 
 Example::
 
-    records = read_items("gen.jsonl", lambda obj, where: item_from_obj(obj, where))
-    async with server_scorer("127.0.0.1:50051", ScoreSettings(model="toxicity")) as scorer:
-        async for chunk, scores in score_in_order(chunked(records, 64), scorer.score, max_in_flight=4):
+    async with open_scorer("127.0.0.1:50051", None, ScoreSettings(model="toxicity")) as scorer:
+        async for chunk, scores in scorer.stream("gen.jsonl", item_from_obj, batch_size=64, max_in_flight=4):
             ...
 """
 
@@ -22,7 +21,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -145,6 +144,25 @@ class Scorer:
 
     score: ScoreFn
     info: ModelInfo
+
+    def stream(self, path: str, to_item: Callable[[Any, str], Item], batch_size: int, max_in_flight: int,
+               skip_bad: bool = False, counts: LineCounts | None = None
+               ) -> AsyncIterator[tuple[list[Record], list[ItemScore]]]:
+        """Score the JSONL file ``path`` in chunks of ``batch_size`` (see :func:`score_in_order`), in input order."""
+        records = read_items(path, to_item, skip_bad, counts)
+        return score_in_order(chunked(records, batch_size), self.score, max_in_flight)
+
+
+def open_scorer(address: str | None, bundle: Path | None, settings: ScoreSettings, precision: str = "auto",
+                provider: str = "auto", **client_kwargs: Any) -> AbstractAsyncContextManager[Scorer]:
+    """The scorer of a run: through the server at ``address``, else in-process on ``bundle``.
+
+    ``client_kwargs`` (TLS files, a token) go to the server's client; ``precision`` and ``provider``
+    to the in-process one.
+    """
+    if address is not None:
+        return server_scorer(address, settings, **client_kwargs)
+    return local_scorer(bundle, settings, precision, provider)
 
 
 @asynccontextmanager
