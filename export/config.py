@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+from rewardserve.export.texts import NoTextsError
+
 from rewardserve.enums import Precision, enum_values
 
 MIN_OPSET = 17  # LayerNormalization is one op from opset 17 on
@@ -210,3 +212,7 @@ class ExportConfig:
             raise ValueError(f"texts_file {self.texts_file} does not exist")
         if self.texts_file is not None and self.builtin_texts:
             raise ValueError("texts_file and builtin_texts exclude each other: pass one")
+        if self.texts_file is None and not self.builtin_texts:
+            raise NoTextsError("no parity texts: pass texts_file (a data file in any format `rewardserve train` "
+                               "reads, e.g. the dev split) or builtin_texts=True (the 16 built-in samples: a smoke "
+                               "test only)")

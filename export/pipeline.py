@@ -2,7 +2,7 @@
 
 Example::
 
-    manifest = export_bundle(ExportConfig(bundle="models/tox", out="models/tox-onnx"))
+    manifest = export_bundle(ExportConfig(bundle="models/tox", out="models/tox-onnx", texts_file="data/tox/dev.csv"))
     failed = failures(manifest)   # {} when every variant passed parity
 """
 
@@ -24,7 +24,7 @@ from rewardserve.export.parity import build_runs, compare, gate, onnx_logits, to
 from rewardserve.export.per_token import sensitivity
 from rewardserve.export.precision import PROVIDERS, make_variant, variant_method
 from rewardserve.export.serving import record_combinations, write_reference
-from rewardserve.export.texts import ParityTexts, builtin_texts, load_texts
+from rewardserve.export.texts import ParityTexts, load_texts
 from rewardserve.export.throughput import measure_file, synthetic_feeds
 from rewardserve.service.engine.encoding import TextEncoder
 
@@ -140,12 +140,7 @@ def _build(config: ExportConfig, work: Path) -> Manifest:
 
 
 def _parity_texts(config: ExportConfig, source: SourceModel) -> ParityTexts:
-    if config.texts_file is None and not config.builtin_texts:
-        # The CLI requires --texts or --builtin-texts; library callers that name neither keep the old
-        # fallback, loudly: parity on 16 easy texts proves little.
-        logger.warning("no parity texts given (texts_file): using the built-in sample texts; "
-                       "pass builtin_texts=True to choose them, or a texts_file to check on real data")
-        return builtin_texts(config.max_texts)
+    # ExportConfig requires texts_file or builtin_texts: there is no silent fallback to the built-in texts.
     return load_texts(config.texts_file, source.spec, config.max_texts, builtin=config.builtin_texts,
                       text_column=_trained_text_column(config.bundle))
 

@@ -22,7 +22,7 @@ def tiny(tmp_path_factory) -> dict[str, Path]:
     source = make_tiny_bundle(root / "pairwise", "bert", "pairwise")
     onnx = root / "pairwise-onnx"
     export_bundle(ExportConfig(bundle=source, out=onnx, precisions=("fp32",), throughput=False, max_texts=8,
-                               parity_batch_size=4))
+                               parity_batch_size=4, builtin_texts=True))
     data = HH_DEV
     if not data.is_file():  # CI without the shared data: a few HH-style dialogues of mixed lengths
         data = root / "texts.jsonl"

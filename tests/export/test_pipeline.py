@@ -241,6 +241,14 @@ def test_existing_out_needs_overwrite(tiny_bundle, tmp_path):
     assert (out / "keep.txt").is_file()
 
 
+def test_a_config_without_parity_texts_is_refused_naming_both_fixes(tmp_path):
+    from rewardserve.export.texts import NoTextsError
+
+    with pytest.raises(NoTextsError, match=r"no parity texts: pass texts_file .* or builtin_texts=True"):
+        ExportConfig(bundle=tmp_path / "b", out=tmp_path / "o")  # no silent fallback to the built-in texts
+    assert ExportConfig(bundle=tmp_path / "b", out=tmp_path / "o", builtin_texts=True).builtin_texts
+
+
 def test_classifier_parity_texts_come_from_its_trained_text_column(tiny_bundle, tmp_path):
     import shutil
 
