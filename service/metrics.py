@@ -10,7 +10,7 @@ under the same names: gauges add up across processes (``livesum``), and the mode
 Example::
 
     metrics = ServiceMetrics()
-    metrics.observe_batch("hh", items=8, real_tokens=700, padded_tokens=800, seconds=0.01)
+    metrics.batch_observer("hh")(8, 700, 800, 0.01)  # items, real and padded tokens, seconds
     runner, port = await metrics.serve_http(9400, "127.0.0.1")
 """
 
@@ -39,6 +39,7 @@ class ServiceMetrics:
     def __init__(self, registry: CollectorRegistry | None = None):
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        self._request_series: dict[tuple[str, str, str], tuple] = {}  # (method, model, code) -> its two series
         self.requests = Counter("rewardserve_requests", "RPCs by method, model and status code",
                                 ["method", "model", "code"], registry=r)
         self.request_latency = Histogram("rewardserve_request_latency_seconds", "end-to-end RPC latency",
@@ -75,17 +76,28 @@ class ServiceMetrics:
 
     def observe_request(self, method: str, model: str, code: str, seconds: float) -> None:
         """Count one finished RPC and its latency."""
-        self.requests.labels(method, model, code).inc()
-        self.request_latency.labels(method).observe(seconds)
+        series = self._request_series.get((method, model, code))
+        if series is None:  # resolved once per (method, model, code): labels() costs more than the update
+            series = self._request_series[method, model, code] = (
+                self.requests.labels(method, model, code), self.request_latency.labels(method))
+        series[0].inc()
+        series[1].observe(seconds)
 
-    def observe_batch(self, model: str, items: int, real_tokens: int, padded_tokens: int, seconds: float) -> None:
-        """Record one batch that ran."""
-        self.items.labels(model).inc(items)
-        self.tokens.labels(model).inc(real_tokens)
-        self.batch_size.labels(model).observe(items)
-        self.batch_tokens.labels(model).observe(padded_tokens)
-        self.padding_efficiency.labels(model).observe(real_tokens / padded_tokens if padded_tokens else 1.0)
-        self.inference.labels(model).observe(seconds)
+    def batch_observer(self, model: str) -> Callable[[int, int, int, float], None]:
+        """Record one model's batches: ``observe(items, real_tokens, padded_tokens, seconds)``, series resolved once."""
+        items, tokens, size, padded, efficiency, inference = (
+            m.labels(model) for m in (self.items, self.tokens, self.batch_size, self.batch_tokens,
+                                      self.padding_efficiency, self.inference))
+
+        def observe(n: int, real_tokens: int, padded_tokens: int, seconds: float) -> None:
+            items.inc(n)
+            tokens.inc(real_tokens)
+            size.observe(n)
+            padded.observe(padded_tokens)
+            efficiency.observe(real_tokens / padded_tokens if padded_tokens else 1.0)
+            inference.observe(seconds)
+
+        return observe
 
     async def serve_http(self, port: int, host: str, ssl_context=None, middlewares=()) -> tuple[Any, int]:
         """Serve ``/metrics`` (HTTPS with ``ssl_context``) on the running event loop.

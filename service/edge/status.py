@@ -81,6 +81,43 @@ def http_status_for(exc: BaseException) -> tuple[int, str]:
     return HTTP_STATUS.get(code, 500), message
 
 
+class _Call:
+    """One call's bookkeeping, for every protocol: in-flight gauge, concurrency slot, outcome metrics.
+
+    ``with call:`` around the handler; an exception (or a cancellation) is recorded in ``exc``
+    and ``code``, and suppressed for the caller to answer it.
+    """
+
+    __slots__ = ("code", "exc", "gauge", "limit", "method", "metrics", "model", "start")
+
+    def __init__(self, metrics: ServiceMetrics, method: str, model: str):
+        self.metrics, self.method, self.model = metrics, method, model
+        self.start, self.limit, self.exc, self.code = time.perf_counter(), None, None, grpc.StatusCode.OK
+        self.gauge = metrics.in_flight.labels(method)
+
+    def admit(self, limit: CallLimit | None) -> None:
+        """Take a slot of ``limit`` (None: unlimited), released when the call ends."""
+        if limit is not None:
+            limit.acquire("grpc")
+            self.limit = limit
+
+    def __enter__(self) -> _Call:
+        self.gauge.inc()
+        return self
+
+    def __exit__(self, kind, exc, tb) -> bool:
+        if self.limit is not None:
+            self.limit.release()
+        self.gauge.dec()
+        answered = isinstance(exc, (Exception, asyncio.CancelledError))  # not GeneratorExit: a closed stream
+        if answered:
+            self.exc, self.code = exc, status_for(exc)[0]
+            if self.code is grpc.StatusCode.INTERNAL:
+                logger.error("%s failed", self.method, exc_info=exc)
+        self.metrics.observe_request(self.method, self.model, self.code.name, time.perf_counter() - self.start)
+        return answered
+
+
 def http_errors(method: str, model_of: Callable[[object, object], str] | None = None):
     """Decorate an aiohttp handler method like :func:`grpc_errors` does a servicer method.
 
@@ -92,25 +129,14 @@ def http_errors(method: str, model_of: Callable[[object, object], str] | None = 
     def decorate(fn):
         @functools.wraps(fn)
         async def wrapper(self, request):
-            start, exc = time.perf_counter(), None
-            model = model_of(self, request) if model_of else ""
-            self.metrics.in_flight.labels(method).inc()
-            try:
+            with _Call(self.metrics, method, model_of(self, request) if model_of else "") as call:
                 return await fn(self, request)
-            except (Exception, asyncio.CancelledError) as e:
-                exc = e
-            finally:
-                self.metrics.in_flight.labels(method).dec()
-                code = grpc.StatusCode.OK if exc is None else status_for(exc)[0]
-                if code is grpc.StatusCode.INTERNAL:
-                    logger.error("%s failed", method, exc_info=exc)
-                self.metrics.observe_request(method, model, code.name, time.perf_counter() - start)
-            if isinstance(exc, asyncio.CancelledError):
-                raise exc  # the client went away: nobody to answer
+            if isinstance(call.exc, asyncio.CancelledError):
+                raise call.exc  # the client went away: nobody to answer
             from aiohttp import web  # here, not at the top: the gRPC-only path never needs it
 
-            status, message = http_status_for(exc)
-            return web.json_response({"error": message, "code": code.name}, status=status)
+            status, message = http_status_for(call.exc)
+            return web.json_response({"error": message, "code": call.code.name}, status=status)
 
         return wrapper
 
@@ -126,65 +152,32 @@ def grpc_errors(method: str, model_of: Callable[[object, object], str] | None = 
     """
 
     def decorate(fn):
-        def finish(self, context, model: str, start: float, exc: BaseException | None):
-            code = grpc.StatusCode.OK if exc is None else status_for(exc)[0]
-            if exc is not None and code is grpc.StatusCode.INTERNAL:
-                logger.error("%s failed", method, exc_info=exc)
-            self.metrics.observe_request(method, model, code.name, time.perf_counter() - start)
-            return code
-
         if inspect.isasyncgenfunction(fn):
 
             @functools.wraps(fn)
             async def stream_wrapper(self, request_iterator, context):
-                start, exc, limit = time.perf_counter(), None, None
-                self.metrics.in_flight.labels(method).inc()
-                try:
-                    limit = _admit(self.limit)
+                with _Call(self.metrics, method, "") as call:
+                    call.admit(self.limit)
                     async for response in fn(self, _decoded(request_iterator), context):
                         yield response
-                except (Exception, asyncio.CancelledError) as e:
-                    exc = e
-                finally:
-                    if limit is not None:
-                        limit.release()
-                    self.metrics.in_flight.labels(method).dec()
-                    code = finish(self, context, "", start, exc)
-                if exc is not None:
-                    await _abort(context, exc, code, self)
+                if call.exc is not None:
+                    await _abort(context, call.exc, call.code, self)
 
             return stream_wrapper
 
         @functools.wraps(fn)
         async def unary_wrapper(self, request, context):
-            start, exc, limit = time.perf_counter(), None, None
             undecodable = isinstance(request, Undecodable)
-            model = model_of(self, request) if model_of and not undecodable else ""
-            self.metrics.in_flight.labels(method).inc()
-            try:
-                limit = _admit(self.limit)
+            with _Call(self.metrics, method, model_of(self, request) if model_of and not undecodable else "") as call:
+                call.admit(self.limit)
                 if undecodable:
                     raise InvalidArgument(request.describe())
                 return await fn(self, request, context)
-            except (Exception, asyncio.CancelledError) as e:
-                exc = e
-            finally:
-                if limit is not None:
-                    limit.release()
-                self.metrics.in_flight.labels(method).dec()
-                code = finish(self, context, model, start, exc)
-            await _abort(context, exc, code, self)
+            await _abort(context, call.exc, call.code, self)
 
         return unary_wrapper
 
     return decorate
-
-
-def _admit(limit: CallLimit | None) -> CallLimit | None:
-    """Take a slot of ``limit`` (None: unlimited); return what the caller must release."""
-    if limit is not None:
-        limit.acquire("grpc")
-    return limit
 
 
 async def _decoded(request_iterator):

@@ -31,6 +31,7 @@ from rewardserve.service.metrics import DrainMeter, ServiceMetrics
 logger = logging.getLogger(__name__)
 
 RunBatch = Callable[[Sequence[Encoded]], np.ndarray]
+Rows = Callable[[np.ndarray], Sequence]  # a batch's logits -> what each item's future gets (in the worker)
 Clock = Callable[[], float]  # seconds, monotonic: time.monotonic, or a fake one in tests
 
 
@@ -71,10 +72,12 @@ class Batcher:
         max_wait_ms: float,
         max_queue_items: int,
         workers: int = 1,
+        rows: Rows | None = None,
         clock: Clock = time.monotonic,
     ):
         self.name = name
         self.run_batch = run_batch
+        self.rows = rows  # per-batch post-processing, off the event loop (None: the logits rows)
         self._metrics = metrics
         self.max_batch_items = max_batch_items
         self.max_batch_tokens = max_batch_tokens
@@ -96,6 +99,7 @@ class Batcher:
         # Set on every change (not set_function, which prometheus_client's multiprocess mode lacks).
         self._depth_gauge = metrics.queue_depth.labels(name)
         self._queue_wait = metrics.queue_wait.labels(name)  # per item: resolve the labels once
+        self._in_flight, self._observe_batch = metrics.batches_in_flight.labels(name), metrics.batch_observer(name)
 
     @property
     def depth(self) -> int:
@@ -179,7 +183,9 @@ class Batcher:
     # ------------------------------------------------------------------ loop
     async def _loop(self) -> None:
         while True:
-            await self._wait_for(lambda: bool(self._queue))
+            while not self._queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
             if self._queue[0] is _STOP:
                 break
             # Every worker busy: what queues meanwhile goes the moment one frees up, unheld.
@@ -201,11 +207,6 @@ class Batcher:
         if self._running:
             await asyncio.wait(set(self._running))
         logger.debug("batcher %s stopped", self.name)
-
-    async def _wait_for(self, ready: Callable[[], bool]) -> None:
-        while not ready():
-            self._wakeup.clear()
-            await self._wakeup.wait()
 
     def _full(self) -> bool:
         stopping = self._queue[-1] is _STOP
@@ -269,9 +270,9 @@ class Batcher:
         loop = asyncio.get_running_loop()
         started = time.monotonic()  # the drain meter's own clock
         items = [p.item for p in batch]
-        self._metrics.batches_in_flight.labels(self.name).inc()
+        self._in_flight.inc()
         try:
-            logits, seconds = await loop.run_in_executor(self._executor, _timed, self.run_batch, items)
+            logits, seconds = await loop.run_in_executor(self._executor, _timed, self.run_batch, self.rows, items)
             if len(logits) != len(batch):
                 raise RuntimeError(f"runner returned {len(logits)} rows for a batch of {len(batch)} items")
         except Exception as e:
@@ -281,18 +282,19 @@ class Batcher:
                     p.future.set_exception(e)
             return
         finally:
-            self._metrics.batches_in_flight.labels(self.name).dec()
+            self._in_flight.dec()
             self._slots.release()
         real = sum(it.num_tokens for it in items)
         padded = len(items) * self.padded_length(max(it.num_tokens for it in items))  # bucket rounding counts
-        self._metrics.observe_batch(self.name, len(items), real, padded, seconds)
+        self._observe_batch(len(items), real, padded, seconds)
         self.drain.record(len(items), started)
         for p, row in zip(batch, logits, strict=True):
             if not p.future.done():
                 p.future.set_result(row)
 
 
-def _timed(fn: RunBatch, items: Sequence[Encoded]) -> tuple[np.ndarray, float]:
+def _timed(fn: RunBatch, rows: Rows | None, items: Sequence[Encoded]) -> tuple[Sequence, float]:
     start = time.perf_counter()
     out = fn(items)
-    return out, time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    return (out if rows is None else rows(out)), seconds

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +31,7 @@ from rewardserve.service.engine.batcher import Batcher
 from rewardserve.service.engine.composite import CompositeModel, build_composites
 from rewardserve.service.engine.encoding import TextEncoder, TooLong, buckets, pad_batch, padded_length
 from rewardserve.service.engine.integrity import check_sha256, check_vocab_fits
-from rewardserve.service.engine.postprocess import to_scores
+from rewardserve.service.engine.postprocess import batch_rows, to_scores
 from rewardserve.service.errors import DeadlineExpired, InvalidArgument, ModelNotFound
 from rewardserve.service.metrics import ServiceMetrics
 
@@ -100,7 +101,7 @@ class ScoringModel:
             source.name, padded(backend, manifest.pad_token_id, spec.max_length), metrics,
             max_batch_items=config.max_batch_items, max_wait_ms=config.wait_ms(served.device),
             max_batch_tokens=config.batch_tokens(served.device, spec.max_length, served.runtime),
-            max_queue_items=config.max_queue_items, workers=workers,
+            max_queue_items=config.max_queue_items, workers=workers, rows=lambda logits: batch_rows(logits, spec),
         )
         batcher.padded_length = lambda n: padded_length(n, backend.pad_to_multiple, spec.max_length)
         model = cls(source.name, spec, variant, encoder, backend, batcher, prep_pool, config.max_text_chars, served)
@@ -183,7 +184,7 @@ class ScoringModel:
                 rows = [await futures[0]] if len(futures) == 1 else await asyncio.gather(*futures)
         except TimeoutError as e:
             raise DeadlineExpired(f"deadline passed before {len(items)} items were scored") from e
-        return to_scores(np.stack(rows), encoded, self.spec, options.normalize)
+        return to_scores(rows, encoded, self.spec, options.normalize)
 
 
 class ModelRegistry:
@@ -214,6 +215,10 @@ class ModelRegistry:
         A model that fails raises (``on_model_error=fail``) or is logged and left out
         (``skip``); if no model loads, BundleError lists every failure.
         """
+        # The tokenizer's parallelism is the prep pool's threads and the server's processes. Its own
+        # rayon pool stays off: waking it cost ~30% of a single-item request's CPU (py-spy, tiny bundle),
+        # and in a process per core it only contends. An explicit TOKENIZERS_PARALLELISM wins.
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         pool = ThreadPoolExecutor(config.tokenizer_workers, thread_name_prefix="prepare")
         models, failed = {}, {}
         try:
