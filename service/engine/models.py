@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -215,10 +214,6 @@ class ModelRegistry:
         A model that fails raises (``on_model_error=fail``) or is logged and left out
         (``skip``); if no model loads, BundleError lists every failure.
         """
-        # The tokenizer's parallelism is the prep pool's threads and the server's processes. Its own
-        # rayon pool stays off: waking it cost ~30% of a single-item request's CPU (py-spy, tiny bundle),
-        # and in a process per core it only contends. An explicit TOKENIZERS_PARALLELISM wins.
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         pool = ThreadPoolExecutor(config.tokenizer_workers, thread_name_prefix="prepare")
         models, failed = {}, {}
         try:
