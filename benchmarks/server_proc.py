@@ -271,12 +271,13 @@ def server_processes_default() -> int:
 
 
 def _serve_main(config_json: str) -> int:
-    """Entry point of a rewardserve subprocess: serve one ServiceConfig given as JSON."""
+    """Entry point of a rewardserve subprocess: serve one ServiceConfig given as JSON, as ``rewardserve serve``
+    does (``processes``: that many server processes under a supervisor; auto: one per available CPU)."""
     from rewardserve.service.config import ServiceConfig
-    from rewardserve.service.edge.server import serve
+    from rewardserve.service.edge.processes import serve_processes
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return serve(ServiceConfig(**json.loads(config_json)))
+    return serve_processes(ServiceConfig(**json.loads(config_json)))
 
 
 if __name__ == "__main__":

@@ -84,3 +84,13 @@ def test_open_loop_across_processes(server, pool):
     s = result.summary()
     assert s["mode"] == "open" and s["error_count"] == 0
     assert 50 <= s["requests"] <= 160  # Poisson(100) arrivals in one second across both processes
+
+
+def test_the_bench_server_runs_the_processes_it_asks_for(tiny, tmp_path):
+    """The bench's rewardserve starts like ``rewardserve serve``: with processes=2, a supervisor and two
+    server processes (it used to call the one-process ``serve`` whatever ``processes`` said)."""
+    s = ServerProcess.rewardserve(tiny["onnx"], "fp32", threads=1, max_batch_items=16, max_wait_ms=None,
+                                  log_dir=tmp_path, processes=2)
+    with s.start(120):
+        children = [p for p in s._cpu.processes()[1:] if "rewardserve.service.edge.processes" in " ".join(p.cmdline())]
+        assert len(children) == 2
