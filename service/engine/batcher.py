@@ -85,13 +85,13 @@ class Batcher:
         self.max_queue_items = max_queue_items
         self._clock = clock
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix=f"infer-{name}")
+        self._workers = workers
         self._slots = asyncio.Semaphore(workers)  # batches in flight; the rest wait and grow
         self._queue: deque = deque()
         self._queued_tokens = 0
         self._wakeup = asyncio.Event()
         self._closed = False
         self._task: asyncio.Task | None = None
-        self._running: set[asyncio.Task] = set()
         # Called (in the event loop) with the batcher and the error when its loop dies; the
         # server uses it to turn health NOT_SERVING and restart the loop or exit.
         self.on_failure: Callable[[Batcher, BaseException], None] | None = None
@@ -201,11 +201,10 @@ class Batcher:
             if not batch:
                 self._slots.release()
                 continue
-            task = asyncio.get_running_loop().create_task(self._run(batch))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
-        if self._running:
-            await asyncio.wait(set(self._running))
+            self._in_flight.inc()  # the batch holds its slot until _finish
+            self._executor.submit(self._work, asyncio.get_running_loop(), batch, time.monotonic())
+        for _ in range(self._workers):  # every running batch has finished once all slots are free
+            await self._slots.acquire()
         logger.debug("batcher %s stopped", self.name)
 
     def _full(self) -> bool:
@@ -266,35 +265,36 @@ class Batcher:
                 break
         return order[lo : hi + 1]
 
-    async def _run(self, batch: list[_Pending]) -> None:
-        loop = asyncio.get_running_loop()
-        started = time.monotonic()  # the drain meter's own clock
+    def _work(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending], started: float) -> None:
+        """Run a batch (in a worker thread) and hand the result to the loop: no task, no future chain."""
         items = [p.item for p in batch]
-        self._in_flight.inc()
+        start = time.perf_counter()
         try:
-            logits, seconds = await loop.run_in_executor(self._executor, _timed, self.run_batch, self.rows, items)
+            logits = self.run_batch(items)
+            seconds = time.perf_counter() - start
             if len(logits) != len(batch):
                 raise RuntimeError(f"runner returned {len(logits)} rows for a batch of {len(batch)} items")
+            out = logits if self.rows is None else self.rows(logits)
         except Exception as e:
-            logger.error("batch of %d items failed on model %s", len(batch), self.name, exc_info=e)
+            out, seconds = e, 0.0
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits for this batch
+            loop.call_soon_threadsafe(self._finish, batch, items, out, seconds, started)
+
+    def _finish(self, batch: list[_Pending], items: list[Encoded], out: Sequence | Exception, seconds: float,
+                started: float) -> None:
+        """In the loop: free the slot, record the batch, resolve its items' futures."""
+        self._in_flight.dec()
+        self._slots.release()
+        if isinstance(out, Exception):
+            logger.error("batch of %d items failed on model %s", len(batch), self.name, exc_info=out)
             for p in batch:
                 if not p.future.done():
-                    p.future.set_exception(e)
+                    p.future.set_exception(out)
             return
-        finally:
-            self._in_flight.dec()
-            self._slots.release()
         real = sum(it.num_tokens for it in items)
         padded = len(items) * self.padded_length(max(it.num_tokens for it in items))  # bucket rounding counts
         self._observe_batch(len(items), real, padded, seconds)
-        self.drain.record(len(items), started)
-        for p, row in zip(batch, logits, strict=True):
+        self.drain.record(len(items), started)  # the drain meter's own clock: time.monotonic
+        for p, row in zip(batch, out, strict=True):
             if not p.future.done():
                 p.future.set_result(row)
-
-
-def _timed(fn: RunBatch, rows: Rows | None, items: Sequence[Encoded]) -> tuple[Sequence, float]:
-    start = time.perf_counter()
-    out = fn(items)
-    seconds = time.perf_counter() - start
-    return (out if rows is None else rows(out)), seconds
