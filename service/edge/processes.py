@@ -27,7 +27,6 @@ import os
 import pickle
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from dataclasses import replace
 from rewardserve.service.config import ServiceConfig
 from rewardserve.service.cpus import available_cpus
 from rewardserve.service.edge.peers import ReadyFlags
+from rewardserve.service.edge.ports import probe_bind
 
 logger = logging.getLogger(__name__)
 
@@ -51,19 +51,6 @@ READY_FILE = "ready"
 def resolve_processes(config: ServiceConfig) -> int:
     """The number of server processes: the set value, or one per CPU this process may use."""
     return config.processes or available_cpus()
-
-
-def probe_bind(host: str, port: int, setting: str) -> int:
-    """Bind ``host:port`` without SO_REUSEPORT; return the port (a free one for 0) or raise OSError naming it."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT of an earlier run is fine
-        try:
-            s.bind((host, port))
-        except OSError as e:
-            raise OSError(f"{setting} {host}:{port} is in use ({e.strerror}): another server listens there; "
-                          "stop it or choose another port") from None
-        return s.getsockname()[1]
 
 
 def _child(work_dir: str, index: int) -> None:
@@ -101,11 +88,13 @@ class Supervisor:
 
     def __init__(self, config: ServiceConfig, count: int):
         self.config, self.count = config, count
+        port = probe_bind(config.host, config.port, "port")  # ports in use: refused before anything starts
+        http_port = None if config.http_port is None else probe_bind(config.host, config.http_port, "http_port")
+        if config.metrics_port is not None:  # the supervisor's own (serve_metrics), bound after the children start
+            probe_bind(config.metrics_host, config.metrics_port, "metrics_port")
         self.work_dir = tempfile.mkdtemp(prefix="rewardserve-")  # the children's config, errors, metrics
         self.metrics_dir = os.path.join(self.work_dir, "metrics")
         os.mkdir(self.metrics_dir)
-        port = probe_bind(config.host, config.port, "port")
-        http_port = None if config.http_port is None else probe_bind(config.host, config.http_port, "http_port")
         cpus = max(1, available_cpus() // count)  # one share of the budget per child, for all its models
         self.child_config = replace(config, port=port, http_port=http_port, metrics_port=None, processes=1,
                                     cpus=cpus)

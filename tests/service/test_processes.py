@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
@@ -17,7 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from rewardserve.service.client import RewardClient
 from rewardserve.service.config import ModelSource, ServiceConfig
 from rewardserve.service.cpus import available_cpus, cgroup_quota
-from rewardserve.service.edge.processes import probe_bind, serve_processes
+from rewardserve.service.edge.processes import Supervisor, probe_bind, serve_processes
 
 
 def free_port() -> int:
@@ -67,6 +68,22 @@ def test_a_port_in_use_is_refused_before_anything_starts(bundles):
                                metrics_port=None, processes=2)
         with pytest.raises(OSError, match="in use"):
             serve_processes(config)
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_a_metrics_port_in_use_is_refused_like_a_grpc_port(processes, tmp_path, monkeypatch):
+    started = []
+    monkeypatch.setattr(Supervisor, "start_child", lambda self, index: started.append(index))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the supervisor's work directory
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        config = ServiceConfig(models=(ModelSource("a", "/nonexistent"),), port=0, metrics_port=port,
+                               metrics_host="127.0.0.1", processes=processes)
+        with pytest.raises(OSError, match=rf"metrics_port 127.0.0.1:{port} is in use .* choose another port"):
+            serve_processes(config)
+    assert started == [] and list(tmp_path.iterdir()) == []  # refused before any child or file
 
 
 @pytest.mark.slow
