@@ -3,10 +3,18 @@
 Padding happens per batch (:func:`pad_batch`, called when a batch runs), so each item keeps only
 its own tokens and the batcher can group items by length. ``encode_batch`` of the ``tokenizers`` library runs in
 Rust without the GIL, so calling it from a worker thread keeps the event loop free.
+
+A text much longer than ``max_length`` tokens is tokenized only near the end it keeps: a window
+of :data:`WINDOW_CHARS_PER_TOKEN` characters per kept token, cut at whitespace. For tokenizers whose
+pre-tokenizer splits at whitespace (BERT, byte-level BPE, SentencePiece's metaspace; checked at
+load on a probe text) the kept tokens are then exactly those of the whole text; a window that
+yields too few tokens falls back to the whole text. A 3,600-character dialogue cut to 64 tokens
+costs a window's tokenization, not the whole text's.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +24,14 @@ from tokenizers import Tokenizer
 
 from rewardserve.bundle import BundleError
 from rewardserve.enums import Truncation
+
+WINDOW_CHARS_PER_TOKEN = 8  # characters of window per kept token: text rarely has fewer tokens than this
+# Pre-tokenizers that split at whitespace: tokenizing a suffix (or prefix) cut at whitespace gives
+# the same tokens as that part of the whole text.
+LOCAL_PRE_TOKENIZERS = {"BertPreTokenizer", "Whitespace", "WhitespaceSplit", "ByteLevel", "Metaspace",
+                        "Punctuation", "Digits"}
+PROBE_TEXT = ("Human: Hi there! Can you help me with 3,141.59 things, naïvely? Ünïcödé, emoji 🙂 and CJK 漢字 too.\n\n"
+              "Assistant: Sure - here's a list:\n  1. first\t(tab)\n  2. second... done.  ") * 12
 
 
 class TooLong(ValueError):
@@ -46,6 +62,20 @@ class TextEncoder:
         self._budget = max_length - tokenizer.num_special_tokens_to_add(is_pair=False)
         if self._budget < 1:
             raise BundleError(f"max_length {max_length} leaves no room beside the special tokens")
+        self.window_chars = self._budget * WINDOW_CHARS_PER_TOKEN if self._windows_are_exact() else 0
+
+    def _windows_are_exact(self) -> bool:
+        """Whether windowed tokenization gives the whole text's kept tokens (pre-tokenizer, then a probe)."""
+        spec = json.loads(self._tok.to_str()).get("pre_tokenizer") or {}
+        kinds = {p.get("type") for p in spec.get("pretokenizers", [spec])} if spec else {None}
+        if not kinds <= LOCAL_PRE_TOKENIZERS:
+            return False
+        full = self._tok.encode(PROBE_TEXT, add_special_tokens=False).ids
+        for side in Truncation.left, Truncation.right:
+            ids = self._tok.encode(_window(PROBE_TEXT, len(PROBE_TEXT) // 3, side), add_special_tokens=False).ids
+            if not ids or ids != (full[-len(ids):] if side is Truncation.left else full[: len(ids)]):
+                return False
+        return True
 
     @classmethod
     def from_file(cls, path: str | Path, max_length: int) -> TextEncoder:
@@ -68,9 +98,12 @@ class TextEncoder:
         """Encode texts; cut each to max_length from ``truncation``'s side, or raise TooLong."""
         # Same steps as the tokenizer's own truncation: cut the content to the budget left
         # by the special tokens, then add them, so results match training's tokenization.
-        encodings = self._tok.encode_batch(texts, add_special_tokens=False)
+        windows = [self._windowed(t, truncation) for t in texts]
+        encodings = self._tok.encode_batch(windows, add_special_tokens=False)
         out = []
         for i, enc in enumerate(encodings):
+            if windows[i] is not texts[i] and len(enc.ids) <= self._budget:  # too few tokens to decide: all of it
+                enc = self._tok.encode(texts[i], add_special_tokens=False)
             cut = len(enc.ids) > self._budget
             if cut:
                 if truncation is Truncation.error:
@@ -79,6 +112,26 @@ class TextEncoder:
             enc = self._tok.post_process(enc)
             out.append(Encoded(np.asarray(enc.ids, np.int64), np.asarray(enc.type_ids, np.int64), cut))
         return out
+
+
+    def _windowed(self, text: str, truncation: Truncation) -> str:
+        """``text``, or the part near the end truncation keeps when it is far longer than the budget."""
+        if not self.window_chars or len(text) <= self.window_chars or truncation is Truncation.error:
+            return text  # error mode reports the whole text's token count
+        return _window(text, self.window_chars, truncation)
+
+
+def _window(text: str, chars: int, side: Truncation) -> str:
+    """The last (left truncation) or first ``chars`` characters, widened to the nearest whitespace."""
+    if side is Truncation.left:
+        cut = len(text) - chars
+        while cut > 0 and not text[cut].isspace():
+            cut -= 1
+        return text[cut:]
+    cut = chars
+    while cut < len(text) and not text[cut].isspace():
+        cut += 1
+    return text[:cut]
 
 
 def padded_length(longest: int, multiple: int = 0, max_length: int | None = None) -> int:

@@ -42,9 +42,10 @@ from rewardserve.manifest import MANIFEST_FILE, Manifest, VariantInfo, check_spe
 logger = logging.getLogger(__name__)
 
 TOKENIZER_FILE = "tokenizer.json"
-# Requests this short (characters of text) are formatted and tokenized on the event loop: ~100 us
-# at most, less than handing them to the prep pool and waking the loop again (measured with py-spy
-# under 256 single-item clients). Longer ones go to the pool, which tokenizes without the GIL.
+# Requests this short (characters of text, each item's counted up to its tokenizer window) are
+# formatted and tokenized on the event loop: ~100 us at most, less than handing them to the prep
+# pool and waking the loop again (measured with py-spy under 256 single-item clients). Longer ones
+# go to the pool, which tokenizes without the GIL.
 INLINE_PREPARE_CHARS = 512
 def padded(backend: Backend, pad_id: int, max_length: int | None = None) -> Callable[[Sequence[Encoded]], np.ndarray]:
     """The batcher's runner: pad a batch of encoded items (to the backend's buckets, if any), run it."""
@@ -172,7 +173,8 @@ class ScoringModel:
         # Fail fast: under overload the queue stays full, and a rejection should not first wait
         # its turn to be tokenized. submit() checks again (the queue may fill meanwhile).
         self.batcher.check_room(len(items))
-        if sum(item_chars(item)[0] for item in items) <= INLINE_PREPARE_CHARS:
+        window = self.encoder.window_chars or math.inf  # a long text is tokenized only near the end it keeps
+        if sum(min(item_chars(item)[0], window) for item in items) <= INLINE_PREPARE_CHARS:
             encoded = self.prepare(items, truncation, name_of)  # cheaper than a hop to the prep pool and back
         else:
             loop = asyncio.get_running_loop()
