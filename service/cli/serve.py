@@ -53,8 +53,15 @@ def _serve(args: argparse.Namespace) -> int:
 
     if not _has_models(args):
         args.models = [f"{name}={path}" for name, path in _default_models().items()]
+    from rewardserve.service.edge.ports import PortInUse
+
+    from rewardserve.cli import CLIError
+
     values = {f.name: getattr(args, f.name) for f in fields(ServiceConfig) if not f.metadata.get("secret")}
-    return serve_processes(ServiceConfig.from_sources(values, os.environ, args.config))
+    try:
+        return serve_processes(ServiceConfig.from_sources(values, os.environ, args.config))
+    except PortInUse as e:
+        raise CLIError(str(e)) from None
 
 
 def _default_models() -> dict[str, Path]:

@@ -25,7 +25,7 @@ from rewardserve.service.edge.http_app import RewardHttpApp
 from rewardserve.service.edge.kserve import SERVICE_NAME as KSERVE_SERVICE_NAME
 from rewardserve.service.edge.kserve import KServeServicer
 from rewardserve.service.edge.peers import ReadyFlags
-from rewardserve.service.edge.ports import probe_bind
+from rewardserve.service.edge.ports import probe_ports
 from rewardserve.service.edge.security import Security
 from rewardserve.service.edge.servicer import RewardServicer
 from rewardserve.service.engine.batcher import Batcher
@@ -98,8 +98,7 @@ class RewardServer:
 
     async def start(self) -> None:
         """Listen on the gRPC, metrics and HTTP ports and start loading the models."""
-        if self.config.metrics_port is not None:  # never shared: in use, refused before anything listens
-            probe_bind(self.config.metrics_host, self.config.metrics_port, "metrics_port")
+        probe_ports(self.config, shared=self.reuse_port)  # a port in use: refused before anything listens
         self.security = security = Security.load(self.config, self.metrics)
         self.servicer.limit = security.guard.limit  # max_concurrent_requests, shared with HTTP
         options = [*security.grpc_options(), ("grpc.so_reuseport", 1 if self.reuse_port else 0)]
