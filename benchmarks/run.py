@@ -35,7 +35,7 @@ from rewardserve.benchmarks.offline import offline_limits
 from rewardserve.benchmarks.peers import litserve, litserve_missing, serve_rm, serve_rm_missing
 from rewardserve.benchmarks.ratios import bars, limit_items_per_s, ratios
 from rewardserve.benchmarks.report import write_report
-from rewardserve.benchmarks.server_proc import REPO, ServerProcess
+from rewardserve.benchmarks.server_proc import REPO, ServerProcess, server_processes_default
 from rewardserve.benchmarks.trickle import run_trickle
 from rewardserve.benchmarks.workload import Workload
 from rewardserve.service.config import ModelSource, Provider, ServiceConfig
@@ -120,6 +120,11 @@ def torch_dtypes(config: BenchConfig) -> list[str]:
     return ["fp32", "fp16"] if config.device == "cuda" else ["fp32"] + (["bf16"] if cpu_bf16() else [])
 
 
+def noop_processes(config: BenchConfig) -> int:
+    """The no-op ceiling runs as many processes as the rewardserve it is the ceiling of (auto included)."""
+    return config.server_processes or server_processes_default()
+
+
 def check_server_processes(config: BenchConfig) -> None:
     """Refuse --server-processes / --server-backend against a rewardserve without those settings."""
     have = {f.name for f in fields(ServiceConfig)}
@@ -133,8 +138,8 @@ def _baselines(bench: Bench, results: dict) -> None:
     c, systems = bench.config, results["systems"]
     protocols = c.protocols
     if c.noop_baseline:
-        n = c.server_processes or 1
-        systems["noop"] = bench.system(ServerProcess.noop(bench.logs, n, http="http" in protocols), protocols)
+        noop = ServerProcess.noop(bench.logs, noop_processes(c), http="http" in protocols)
+        systems["noop"] = bench.system(noop, protocols)
     if c.torch_enabled:
         for dtype in torch_dtypes(c):
             server = ServerProcess.torch(c.source_bundle, c.threads or os.cpu_count() or 1, bench.logs, c.device, dtype)

@@ -156,3 +156,11 @@ def test_served_combinations_auto_and_bf16(tmp_path):
         BenchConfig(bundle="b", server_backend="tvm")
     with pytest.raises(ValueError, match="variants must be among"):
         BenchConfig(bundle="b", variants="fp8")
+
+
+def test_the_noop_ceiling_runs_as_many_processes_as_the_server_it_is_compared_with(monkeypatch):
+    from rewardserve.benchmarks import run
+
+    monkeypatch.setattr(run, "server_processes_default", lambda: 2)  # what rewardserve's auto gives here
+    assert run.noop_processes(BenchConfig(bundle="b")) == 2  # was 1: a 1-process ceiling for a 2-process server
+    assert run.noop_processes(BenchConfig(bundle="b", server_processes=3)) == 3
