@@ -153,7 +153,7 @@ class Batcher:
         return self.drain.seconds_to_drain(self.depth)
 
     def submit(self, items: Sequence[Encoded], deadline: float = math.inf) -> list[asyncio.Future]:
-        """Queue items; return one future per item resolving to its logits row (np.ndarray)."""
+        """Queue items; return one future per item resolving to its row (the logits row, or ``rows``' output)."""
         self.check_room(len(items))
         loop = asyncio.get_running_loop()
         now = self._clock()
