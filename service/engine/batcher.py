@@ -6,9 +6,9 @@ them in worker threads. While every worker is busy, items accumulate, and the ne
 the moment one frees up. When a worker is free, a partial batch is held to let it grow until
 it holds ``max_batch_items`` items or ``max_batch_tokens`` padded tokens, but never longer than
 ``max_wait_ms`` after the OLDEST queued item arrived (a new arrival does not restart the wait;
-0: never hold). Waiting items are sorted by length and each batch is built around the
-oldest item from its nearest neighbours in length, so batches carry little padding and no
-item starves. Cancelled items are skipped and expired ones failed, before they run.
+0: never hold). Waiting items are sorted by length and each batch is built around the oldest
+item from its nearest neighbours in length while real / padded tokens stay at least
+``min_padding_efficiency``, so no item starves. Cancelled and expired items are dropped first.
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ class Batcher:
         max_wait_ms: float,
         max_queue_items: int,
         workers: int = 1,
+        min_padding_efficiency: float = 0.0,
         rows: Rows | None = None,
         clock: Clock = time.monotonic,
     ):
@@ -83,10 +84,10 @@ class Batcher:
         self.max_batch_tokens = max_batch_tokens
         self.max_wait_s = max_wait_ms / 1000.0
         self.max_queue_items = max_queue_items
+        self.min_padding_efficiency = min_padding_efficiency
         self._clock = clock
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix=f"infer-{name}")
-        self._workers = workers
-        self._slots = asyncio.Semaphore(workers)  # batches in flight; the rest wait and grow
+        self._workers, self._slots = workers, asyncio.Semaphore(workers)  # batches in flight; the rest wait
         self._queue: deque = deque()
         self._queued_tokens = 0
         self._wakeup = asyncio.Event()
@@ -143,10 +144,8 @@ class Batcher:
         if self._closed:
             raise Unavailable(f"model {self.name} is shutting down")
         if self.depth + count > self.max_queue_items:
-            raise QueueFull(
-                f"model {self.name}: queue full ({self.depth} items waiting, limit {self.max_queue_items}); retry later",
-                retry_after_s=self.retry_after_s(),
-            )
+            raise QueueFull(f"model {self.name}: queue full ({self.depth} items waiting, limit {self.max_queue_items}); "
+                            "retry later", retry_after_s=self.retry_after_s())
 
     def retry_after_s(self) -> float | None:
         """Seconds until the items waiting now have run, at the measured drain rate (None: no batch yet)."""
@@ -245,22 +244,24 @@ class Batcher:
         return batch
 
     def _around_oldest(self, live: list[_Pending]) -> list[_Pending]:
-        """Build a batch holding the oldest item and its nearest neighbours in length."""
+        """The oldest item and its nearest neighbours in length, within the token budget and the padding floor."""
         order = sorted(live, key=lambda p: p.item.num_tokens)
-        anchor = order.index(live[0])
-        lo = hi = anchor
-        width = live[0].item.num_tokens
+        lo = hi = order.index(live[0])
+        width = real = live[0].item.num_tokens
+
+        def fits(other: _Pending | None) -> bool:  # within budget, and real / padded tokens above the floor
+            count, wide = hi - lo + 2, max(width, other.item.num_tokens) if other else 0
+            return other is not None and count * wide <= self.max_batch_tokens \
+                and real + other.item.num_tokens >= self.min_padding_efficiency * count * wide
+
         while hi - lo + 1 < self.max_batch_items:
-            count = hi - lo + 2
             left = order[lo - 1] if lo > 0 else None  # shorter: never widens the batch
             right = order[hi + 1] if hi + 1 < len(order) else None
-            fits_left = left is not None and count * width <= self.max_batch_tokens
-            fits_right = right is not None and count * max(width, right.item.num_tokens) <= self.max_batch_tokens
+            fits_left, fits_right = fits(left), fits(right)
             if fits_left and (not fits_right or width - left.item.num_tokens <= right.item.num_tokens - width):
-                lo -= 1
+                lo, real = lo - 1, real + left.item.num_tokens
             elif fits_right:
-                hi += 1
-                width = max(width, right.item.num_tokens)
+                hi, width, real = hi + 1, max(width, right.item.num_tokens), real + right.item.num_tokens
             else:
                 break
         return order[lo : hi + 1]
@@ -291,9 +292,8 @@ class Batcher:
                 if not p.future.done():
                     p.future.set_exception(out)
             return
-        real = sum(it.num_tokens for it in items)
         padded = len(items) * self.padded_length(max(it.num_tokens for it in items))  # bucket rounding counts
-        self._observe_batch(len(items), real, padded, seconds)
+        self._observe_batch(len(items), sum(it.num_tokens for it in items), padded, seconds)
         self.drain.record(len(items), started)  # the drain meter's own clock: time.monotonic
         for p, row in zip(batch, out, strict=True):
             if not p.future.done():

@@ -89,6 +89,21 @@ async def test_waiting_items_are_grouped_by_length():
     assert sorted(groups) == [[2, 3, 4, 5], [40, 41, 42, 43]]
 
 
+@pytest.mark.parametrize("floor, expected", [(0.0, [[10, 10, 10, 60]]), (0.8, [[10, 10, 10], [60]])])
+async def test_a_batch_grows_only_while_its_padding_stays_above_the_floor(floor, expected):
+    runner = FakeRunner()
+    runner.gate.clear()  # hold the first batch so the others queue up together
+    b = make(runner, max_batch_items=8, max_batch_tokens=10_000, min_padding_efficiency=floor)
+    first = b.submit([enc(99, 1)])
+    await asyncio.sleep(0.05)
+    futures = b.submit([enc(uid, n) for uid, n in enumerate([10, 10, 10, 60])])
+    runner.gate.set()
+    await gather(*first, *futures)
+    await b.stop()
+    # With the 60-token item, the 10s would run at 90 / 240 real tokens: the floor keeps them apart.
+    assert [sorted(n for _, n in batch) for batch in runner.batches[1:]] == expected
+
+
 async def test_max_wait_closes_a_partial_batch():
     runner = FakeRunner()
     b = make(runner, max_batch_items=64, max_wait_ms=10.0)

@@ -72,3 +72,11 @@ def test_threading_auto_and_explicit():
     assert ServiceConfig(**base).threading(Provider.cuda, cores=16) == (1, 0)
     with pytest.raises(ValueError, match="inference_workers must be >= 0"):
         ServiceConfig(**base, inference_workers=-1)
+
+
+def test_padding_floor_auto_per_provider_set_and_bounded():
+    assert ServiceConfig(models=M).padding_floor(Provider.cpu) == 0.8
+    assert ServiceConfig(models=M).padding_floor(Provider.cuda) == 0.0
+    assert ServiceConfig.from_sources({"models": ["a=/x"], "min_padding_efficiency": "0.5"}).padding_floor("cuda") == 0.5
+    with pytest.raises(ValueError, match="min_padding_efficiency must be between 0 and 1, got 1.5"):
+        ServiceConfig(models=M, min_padding_efficiency=1.5)
