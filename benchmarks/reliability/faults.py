@@ -93,7 +93,9 @@ def cancellation(models, scorer: SoloScorer, tol: float) -> Section:
     """Live, cancelled and expiring requests share one batch window: only the live items run."""
     section = Section("cancellation")
     window_s, expire_s = 1.0, 0.3
-    config = server_config(models, max_wait_ms=window_s * 1000, max_batch_items=64, max_batch_tokens=64 * 512)
+    # One batch for every live item, whatever their lengths: no padding floor (the scenario is about cancellation).
+    config = server_config(models, max_wait_ms=window_s * 1000, max_batch_items=64, max_batch_tokens=64 * 512,
+                           min_padding_efficiency=0.0)
     with InProcessServer(config) as server:
         section.figures.update(asyncio.run(_cancellation(server, scorer, tol, expire_s, section)))
     return section

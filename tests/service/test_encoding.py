@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rewardserve.service.engine.encoding import TextEncoder
+from rewardserve.training.tiny import tiny_tokenizer
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
 from rewardserve.enums import Truncation
-from rewardserve.training.tiny import tiny_tokenizer
 
 WORDS = ["the", "assistant", "Human:", "don't", "naïve", "3.14159", "e-mail", "🙂", "漢字", "Ünïcödé",
          "supercalifragilisticexpialidocious", "(tab)", "...", "x" * 40, "well,", "\u00e9t\u00e9"]
