@@ -49,14 +49,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     from rewardserve.service.config import ServiceConfig
-    from rewardserve.service.edge.processes import serve_processes
-
-    if not _has_models(args):
-        args.models = [f"{name}={path}" for name, path in _default_models().items()]
     from rewardserve.service.edge.ports import PortInUse
+    from rewardserve.service.edge.processes import serve_processes
 
     from rewardserve.cli import CLIError
 
+    if not _has_models(args):
+        args.models = [f"{name}={path}" for name, path in _default_models().items()]
     values = {f.name: getattr(args, f.name) for f in fields(ServiceConfig) if not f.metadata.get("secret")}
     try:
         return serve_processes(ServiceConfig.from_sources(values, os.environ, args.config))

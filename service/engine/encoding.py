@@ -113,7 +113,6 @@ class TextEncoder:
             out.append(Encoded(np.asarray(enc.ids, np.int64), np.asarray(enc.type_ids, np.int64), cut))
         return out
 
-
     def _windowed(self, text: str, truncation: Truncation) -> str:
         """``text``, or the part near the end truncation keeps when it is far longer than the budget."""
         if not self.window_chars or len(text) <= self.window_chars or truncation is Truncation.error:
