@@ -259,15 +259,10 @@ class ServerProcess:
 
 
 def server_processes_default() -> int:
-    """How many processes rewardserve serves with when not told: its auto (the usable CPUs) once
-    ``ServiceConfig`` has ``processes``, else 1."""
-    from dataclasses import fields
+    """How many processes rewardserve serves with when not told: its own auto (affinity and cgroup quota)."""
+    from rewardserve.service.cpus import available_cpus
 
-    from rewardserve.service.config import ServiceConfig
-
-    if "processes" not in {f.name for f in fields(ServiceConfig)}:
-        return 1
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return available_cpus()
 
 
 def _serve_main(config_json: str) -> int:
