@@ -43,7 +43,7 @@ class ServiceMetrics:
     def __init__(self, registry: CollectorRegistry | None = None):
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
-        self._request_series: dict[tuple[str, str, str], tuple] = {}  # (method, model, code) -> its two series
+        self._children: dict[tuple, Any] = {}  # (id(metric), *labels) -> its series: see series()
         self.requests = Counter("rewardserve_requests", "RPCs by method, model and status code",
                                 ["method", "model", "code"], registry=r)
         self.request_latency = Histogram("rewardserve_request_latency_seconds", "end-to-end RPC latency",
@@ -80,12 +80,16 @@ class ServiceMetrics:
 
     def observe_request(self, method: str, model: str, code: str, seconds: float) -> None:
         """Count one finished RPC and its latency."""
-        series = self._request_series.get((method, model, code))
-        if series is None:  # resolved once per (method, model, code): labels() costs more than the update
-            series = self._request_series[method, model, code] = (
-                self.requests.labels(method, model, code), self.request_latency.labels(method))
-        series[0].inc()
-        series[1].observe(seconds)
+        self.series(self.requests, method, model, code).inc()
+        self.series(self.request_latency, method).observe(seconds)
+
+    def series(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, resolved once (labels() costs more than the update; label sets are bounded)."""
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def batch_observer(self, model: str) -> Callable[[int, int, int, float], None]:
         """Record one model's batches: ``observe(items, real_tokens, padded_tokens, seconds)``, series resolved once."""

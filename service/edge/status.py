@@ -93,7 +93,7 @@ class _Call:
     def __init__(self, metrics: ServiceMetrics, method: str, model: str):
         self.metrics, self.method, self.model = metrics, method, model
         self.start, self.limit, self.exc, self.code = time.perf_counter(), None, None, grpc.StatusCode.OK
-        self.gauge = metrics.in_flight.labels(method)
+        self.gauge = metrics.series(metrics.in_flight, method)
 
     def admit(self, limit: CallLimit | None) -> None:
         """Take a slot of ``limit`` (None: unlimited), released when the call ends."""
