@@ -87,7 +87,7 @@ def _bool(value: Any) -> bool:
     raise ValueError(f"expected a boolean (true/false), got {value!r}")
 
 
-def _optional_ms(value: Any) -> float | None:
+def _optional_float(value: Any) -> float | None:
     return None if str(value).strip().lower() in ("auto", "") else float(value)
 
 
@@ -134,10 +134,10 @@ class ServiceConfig:
     max_wait_ms: float | None = _opt(None, "longest a partial batch is held for more items while a worker is "
                                      "free, counted from its oldest item's arrival, in ms (auto: "
                                      f"{AUTO_WAIT_MS['cpu']:g} on CPU, {AUTO_WAIT_MS['cuda']:g} on CUDA)",
-                                     _optional_ms)
+                                     _optional_float)
     min_padding_efficiency: float | None = _opt(
         None, "a batch grows only while its real / padded tokens stay at least this, 0 to 1 (auto: "
-        f"{AUTO_PADDING_FLOOR['cpu']:g} on CPU, {AUTO_PADDING_FLOOR['cuda']:g} on CUDA)", _optional_ms)
+        f"{AUTO_PADDING_FLOOR['cpu']:g} on CPU, {AUTO_PADDING_FLOOR['cuda']:g} on CUDA)", _optional_float)
     max_queue_items: int = _opt(4096, "items queued per model before RESOURCE_EXHAUSTED", int)
     max_items_per_request: int = _opt(1024, "most items in one request", int)
     request_timeout_s: float = _opt(60.0, "deadline of requests that carry none, in seconds", float)
