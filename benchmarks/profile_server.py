@@ -25,7 +25,7 @@ from pathlib import Path
 from rewardserve.benchmarks.client_pool import ClientPool
 from rewardserve.benchmarks.environment import default_data
 from rewardserve.benchmarks.loadgen import LoadSpec
-from rewardserve.benchmarks.run import TINY_DIR
+from rewardserve.benchmarks.run import tiny_onnx
 from rewardserve.benchmarks.server_proc import ServerProcess
 from rewardserve.benchmarks.workload import Workload
 
@@ -81,10 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
-    if args.bundle is None:
-        from rewardserve.benchmarks.reliability.bundles import tiny_bundle
-
-        args.bundle = tiny_bundle(TINY_DIR, "pairwise")
+    args.bundle = args.bundle or tiny_onnx()
     workload = Workload.load(args.bundle, args.data or default_data(args.bundle), max_texts=400, seed=0)
     log_dir = args.out or Path(tempfile.mkdtemp(prefix="profile-"))
     log_dir.mkdir(parents=True, exist_ok=True)

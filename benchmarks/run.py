@@ -103,14 +103,18 @@ class Bench:
         return out
 
 
-def resolve_tiny(config: BenchConfig) -> BenchConfig:
-    """With ``tiny``: build (once) the reliability suite's tiny pairwise bundle and serve it."""
-    if not config.tiny:
-        return config
+def tiny_onnx() -> Path:
+    """The reliability suite's tiny pairwise ONNX bundle, built once under :data:`TINY_DIR`."""
     from rewardserve.benchmarks.reliability.bundles import tiny_bundle
 
-    onnx = tiny_bundle(TINY_DIR, "pairwise")
-    return replace(config, bundle=onnx, source_bundle=config.source_bundle or TINY_DIR / "tiny-pairwise")
+    return tiny_bundle(TINY_DIR, "pairwise")
+
+
+def resolve_tiny(config: BenchConfig) -> BenchConfig:
+    """With ``tiny``: build (once) the tiny pairwise bundle and serve it."""
+    if not config.tiny:
+        return config
+    return replace(config, bundle=tiny_onnx(), source_bundle=config.source_bundle or TINY_DIR / "tiny-pairwise")
 
 
 def torch_dtypes(config: BenchConfig) -> list[str]:
