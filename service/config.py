@@ -16,6 +16,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from rewardserve.service.auto_batching import (
+    AUTO_BATCH_TOKENS,
+    AUTO_INLINE_MS,
+    AUTO_PADDING_FLOOR,
+    AUTO_WAIT_MS,
+)
 from rewardserve.service.config_file import check_keys, load_file
 from rewardserve.service.cpus import available_cpus
 from rewardserve.service.names import Aliases, Strip, check_names, parse_aliases, parse_strip
@@ -25,23 +31,6 @@ from rewardserve.enums import BatcherFailurePolicy, ModelErrorPolicy, Provider, 
 from rewardserve.manifest import Runtime, ServedPrecision, check_combination, parse_precision, parse_runtime
 
 ENV_PREFIX = "REWARDSERVE_"
-
-
-# Auto hold of a partial batch (max_wait_ms): on CPU, batches grow by themselves while every
-# inference worker is busy, and holding an idle worker only adds latency; a GPU gains from a few ms.
-AUTO_WAIT_MS = {"cpu": 0.0, "cuda": 5.0}
-# Auto token budget per batch (raised to max_length). On CPU, batching buys nothing for long
-# texts (inference is compute-bound: offline MiniLM fp32 ran 25 items/s at batch 1, 19 at batch
-# 64) while padding costs a lot; a small budget still groups short texts. Measured with MiniLM on
-# HH dialogues (2 cores, fp32, 64 / 4 clients): 16384 -> 21 / 30 items/s at padding efficiency
-# 0.55 / 0.63; 1024 -> 23 / 14 at 0.91 / 0.64; 256 -> 30 / 28 at 0.99 / 0.95. GPUs need big batches.
-# OpenVINO bf16 gains from batches (MiniLM, HH, 2 x 1 thread: 46 items/s at batch 1, 94 at 16; ORT fp32 55 -> 39).
-AUTO_BATCH_TOKENS = {"cpu": 256, "cuda": 16384, "openvino": 2048}
-# Auto padding floor: a batch grows only while real / padded tokens stays at least this. On CPU
-# padding is paid in full (OpenVINO bf16, 64 clients, 2 x 1 thread: batches of 10-16 at padding
-# efficiency 0.74 on HH and 0.52 on tweets reached 0.72x / 0.43x of the sorted offline limit); a
-# GPU gains from the batch more than it loses to padding (and pads to length buckets anyway).
-AUTO_PADDING_FLOOR = {"cpu": 0.8, "cuda": 0.0}
 
 
 @dataclass(frozen=True)
@@ -138,6 +127,10 @@ class ServiceConfig:
     min_padding_efficiency: float | None = _opt(
         None, "a batch grows only while its real / padded tokens stay at least this, 0 to 1 (auto: "
         f"{AUTO_PADDING_FLOOR['cpu']:g} on CPU, {AUTO_PADDING_FLOOR['cuda']:g} on CUDA)", _optional_float)
+    inline_batch_ms: float | None = _opt(
+        None, "a batch expected (from those measured) to run within this many ms runs on the event loop, not an "
+        f"inference thread (auto: {AUTO_INLINE_MS['cpu']:g} on CPU, {AUTO_INLINE_MS['cuda']:g} on CUDA)",
+        _optional_float)
     max_queue_items: int = _opt(4096, "items queued per model before RESOURCE_EXHAUSTED", int)
     max_items_per_request: int = _opt(1024, "most items in one request", int)
     request_timeout_s: float = _opt(60.0, "deadline of requests that carry none, in seconds", float)
@@ -219,7 +212,7 @@ class ServiceConfig:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0 (0: auto), got {getattr(self, name)}")
         check_combination(self.backend, self.precision, self.provider.value)
-        for name in ("max_wait_ms", "grace_period_s", "max_connection_age_s", "selection_budget_s"):
+        for name in ("max_wait_ms", "inline_batch_ms", "grace_period_s", "max_connection_age_s", "selection_budget_s"):
             if (getattr(self, name) or 0) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= (self.min_padding_efficiency or 0) <= 1:
@@ -265,6 +258,10 @@ class ServiceConfig:
     def wait_ms(self, provider: Provider) -> float:
         """How long a partial batch may be held: the set max_wait_ms, or auto for the provider."""
         return AUTO_WAIT_MS[Provider(provider).value] if self.max_wait_ms is None else self.max_wait_ms
+
+    def inline_ms(self, provider: Provider) -> float:
+        """How quick a batch must be expected to be to run on the event loop: the set value, or auto."""
+        return AUTO_INLINE_MS[Provider(provider).value] if self.inline_batch_ms is None else self.inline_batch_ms
 
     def padding_floor(self, provider: Provider) -> float:
         """The least padding efficiency a batch may grow to: the set value, or auto for the provider."""

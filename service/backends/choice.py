@@ -23,8 +23,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from rewardserve.service.auto_batching import AUTO_BATCH_TOKENS
 from rewardserve.service.backends.runtimes import Served, open_file, resolve
-from rewardserve.service.config import AUTO_BATCH_TOKENS, Provider, ServiceConfig
+from rewardserve.service.config import Provider, ServiceConfig
 
 from rewardserve.bundle import BundleError
 from rewardserve.enums import Precision

@@ -9,6 +9,8 @@ it holds ``max_batch_items`` items or ``max_batch_tokens`` padded tokens, but ne
 0: never hold). Waiting items are sorted by length and each batch is built around the oldest
 item from its nearest neighbours in length while real / padded tokens stay at least
 ``min_padding_efficiency``, so no item starves. Cancelled and expired items are dropped first.
+A batch expected to take at most ``inline_max_ms`` runs on the event loop itself: on a small
+model the hand-off to a worker thread and the wake-up back cost more than the model.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from rewardserve.service.domain import Encoded
+from rewardserve.service.engine.grouping import around_oldest
 from rewardserve.service.errors import DeadlineExpired, QueueFull, Unavailable
 from rewardserve.service.metrics import DrainMeter, ServiceMetrics
 
@@ -73,6 +76,7 @@ class Batcher:
         max_queue_items: int,
         workers: int = 1,
         min_padding_efficiency: float = 0.0,
+        inline_max_ms: float = 0.0,
         rows: Rows | None = None,
         clock: Clock = time.monotonic,
     ):
@@ -85,14 +89,14 @@ class Batcher:
         self.max_wait_s = max_wait_ms / 1000.0
         self.max_queue_items = max_queue_items
         self.min_padding_efficiency = min_padding_efficiency
+        # A batch expected to run within this runs on the event loop: no thread hand-off. The
+        # estimate is the padded tokens times the measured seconds per padded token (an EWMA).
+        self.inline_max_s, self._seconds_per_token = inline_max_ms / 1000.0, None
         self._clock = clock
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix=f"infer-{name}")
         self._workers, self._slots = workers, asyncio.Semaphore(workers)  # batches in flight; the rest wait
-        self._queue: deque = deque()
-        self._queued_tokens = 0
-        self._wakeup = asyncio.Event()
-        self._closed = False
-        self._task: asyncio.Task | None = None
+        self._queue, self._queued_tokens, self._wakeup = deque(), 0, asyncio.Event()
+        self._closed, self._task = False, None
         # Called (in the event loop) with the batcher and the error when its loop dies; the
         # server uses it to turn health NOT_SERVING and restart the loop or exit.
         self.on_failure: Callable[[Batcher, BaseException], None] | None = None
@@ -201,7 +205,11 @@ class Batcher:
                 self._slots.release()
                 continue
             self._in_flight.inc()  # the batch holds its slot until _finish
-            self._executor.submit(self._work, asyncio.get_running_loop(), batch, time.monotonic())
+            if self._runs_inline(batch):  # cheaper than the thread hand-off and the wake-up back
+                self._finish(batch, *self._run(batch), time.monotonic())
+                await asyncio.sleep(0)  # the answered requests go out before the next batch forms
+            else:
+                self._executor.submit(self._work, asyncio.get_running_loop(), batch, time.monotonic())
         for _ in range(self._workers):  # every running batch has finished once all slots are free
             await self._slots.acquire()
         logger.debug("batcher %s stopped", self.name)
@@ -233,7 +241,8 @@ class Batcher:
                 self._metrics.dropped.labels(self.name, "expired").inc()
             else:
                 live.append(p)
-        batch = self._around_oldest(live) if live else []
+        batch = around_oldest(live, lambda p: p.item.num_tokens, max_items=self.max_batch_items, max_tokens=self.max_batch_tokens,
+                              min_padding_efficiency=self.min_padding_efficiency) if live else []
         chosen = {id(p) for p in batch}
         rest = [p for p in live if id(p) not in chosen]  # FIFO order kept: rest[0] is next anchor
         self._queue = deque(rest + ([_STOP] if stopping else []))
@@ -243,31 +252,15 @@ class Batcher:
             self._queue_wait.observe(now - p.enqueued)
         return batch
 
-    def _around_oldest(self, live: list[_Pending]) -> list[_Pending]:
-        """The oldest item and its nearest neighbours in length, within the token budget and the padding floor."""
-        order = sorted(live, key=lambda p: p.item.num_tokens)
-        lo = hi = order.index(live[0])
-        width = real = live[0].item.num_tokens
+    def _runs_inline(self, batch: list[_Pending]) -> bool:
+        """Whether ``batch`` is expected (from the batches measured so far) to run within inline_max_ms."""
+        if not self.inline_max_s or self._seconds_per_token is None:
+            return False
+        padded = len(batch) * self.padded_length(max(p.item.num_tokens for p in batch))
+        return padded * self._seconds_per_token <= self.inline_max_s
 
-        def fits(other: _Pending | None) -> bool:  # within budget, and real / padded tokens above the floor
-            count, wide = hi - lo + 2, max(width, other.item.num_tokens) if other else 0
-            return other is not None and count * wide <= self.max_batch_tokens \
-                and real + other.item.num_tokens >= self.min_padding_efficiency * count * wide
-
-        while hi - lo + 1 < self.max_batch_items:
-            left = order[lo - 1] if lo > 0 else None  # shorter: never widens the batch
-            right = order[hi + 1] if hi + 1 < len(order) else None
-            fits_left, fits_right = fits(left), fits(right)
-            if fits_left and (not fits_right or width - left.item.num_tokens <= right.item.num_tokens - width):
-                lo, real = lo - 1, real + left.item.num_tokens
-            elif fits_right:
-                hi, width, real = hi + 1, max(width, right.item.num_tokens), real + right.item.num_tokens
-            else:
-                break
-        return order[lo : hi + 1]
-
-    def _work(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending], started: float) -> None:
-        """Run a batch (in a worker thread) and hand the result to the loop: no task, no future chain."""
+    def _run(self, batch: list[_Pending]) -> tuple[list[Encoded], Sequence | Exception, float]:
+        """Run a batch: its items, their rows (or the error) and the seconds inference took."""
         items = [p.item for p in batch]
         start = time.perf_counter()
         try:
@@ -275,11 +268,15 @@ class Batcher:
             seconds = time.perf_counter() - start
             if len(logits) != len(batch):
                 raise RuntimeError(f"runner returned {len(logits)} rows for a batch of {len(batch)} items")
-            out = logits if self.rows is None else self.rows(logits)
+            return items, logits if self.rows is None else self.rows(logits), seconds
         except Exception as e:
-            out, seconds = e, 0.0
+            return items, e, 0.0
+
+    def _work(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending], started: float) -> None:
+        """In a worker thread: run a batch and hand the result to the loop (no task, no future chain)."""
+        done = self._run(batch)
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits for this batch
-            loop.call_soon_threadsafe(self._finish, batch, items, out, seconds, started)
+            loop.call_soon_threadsafe(self._finish, batch, *done, started)
 
     def _finish(self, batch: list[_Pending], items: list[Encoded], out: Sequence | Exception, seconds: float,
                 started: float) -> None:
@@ -294,6 +291,8 @@ class Batcher:
             return
         padded = len(items) * self.padded_length(max(it.num_tokens for it in items))  # bucket rounding counts
         self._observe_batch(len(items), sum(it.num_tokens for it in items), padded, seconds)
+        per_token, last = seconds / padded, self._seconds_per_token
+        self._seconds_per_token = per_token if last is None else 0.8 * last + 0.2 * per_token
         self.drain.record(len(items), started)  # the drain meter's own clock: time.monotonic
         for p, row in zip(batch, out, strict=True):
             if not p.future.done():

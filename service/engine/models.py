@@ -102,7 +102,7 @@ class ScoringModel:
             max_batch_items=config.max_batch_items, max_wait_ms=config.wait_ms(served.device),
             max_batch_tokens=config.batch_tokens(served.device, spec.max_length, served.runtime),
             max_queue_items=config.max_queue_items, workers=workers, rows=lambda logits: batch_rows(logits, spec),
-            min_padding_efficiency=config.padding_floor(served.device),
+            min_padding_efficiency=config.padding_floor(served.device), inline_max_ms=config.inline_ms(served.device),
         )
         batcher.padded_length = lambda n: padded_length(n, backend.pad_to_multiple, spec.max_length)
         model = cls(source.name, spec, variant, encoder, backend, batcher, prep_pool, config.max_text_chars, served)

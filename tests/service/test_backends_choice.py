@@ -9,8 +9,9 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from rewardserve.service.auto_batching import AUTO_BATCH_TOKENS
 from rewardserve.service.backends import choice
-from rewardserve.service.config import AUTO_BATCH_TOKENS, ModelSource, Provider, ServiceConfig
+from rewardserve.service.config import ModelSource, Provider, ServiceConfig
 from rewardserve.service.engine.models import ScoringModel
 from rewardserve.service.metrics import ServiceMetrics
 

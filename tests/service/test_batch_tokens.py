@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from rewardserve.service.config import AUTO_BATCH_TOKENS, ModelSource, Provider, ServiceConfig
+from rewardserve.service.auto_batching import AUTO_BATCH_TOKENS
+from rewardserve.service.config import ModelSource, Provider, ServiceConfig
 
 M = (ModelSource("hh", "models/hh-onnx"),)
 

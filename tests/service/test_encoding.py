@@ -62,3 +62,17 @@ def test_a_long_text_is_tokenized_near_the_end_it_keeps(tokenizers):
 
 def test_a_pre_tokenizer_that_does_not_split_at_whitespace_turns_windows_off():
     assert TextEncoder(_trained(None), 64).window_chars == 0  # BPE over the raw text: not local
+
+
+def test_a_window_with_too_few_tokens_is_widened_not_replaced_by_the_whole_text(tokenizers):
+    encoder = TextEncoder(Tokenizer.from_str(tokenizers["bert"].to_str()), 16)
+    whole = TextEncoder(Tokenizer.from_str(tokenizers["bert"].to_str()), 16)
+    whole.window_chars = 0
+    text = "word" + "           word" * 400  # ~15 characters per token: the first window is too short
+    seen: list[int] = []
+    encode = encoder._tok.encode
+    encoder._tok = type("Spy", (), {"__getattr__": lambda self, name: getattr(whole._tok, name),
+                                    "encode": lambda self, t, **kw: seen.append(len(t)) or encode(t, **kw)})()
+    [a], [b] = encoder.encode_batch([text], Truncation.left), whole.encode_batch([text], Truncation.left)
+    assert a.ids.tolist() == b.ids.tolist() and a.truncated
+    assert seen and all(n < len(text) for n in seen)  # wider windows, never the whole 6,000 characters

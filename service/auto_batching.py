@@ -1,0 +1,24 @@
+"""The auto values of the batching settings, per provider (and backend), with the measurements behind them.
+
+:class:`~rewardserve.service.config.ServiceConfig` uses them where a setting is left at auto.
+"""
+
+# Auto hold of a partial batch (max_wait_ms): on CPU, batches grow by themselves while every
+# inference worker is busy, and holding an idle worker only adds latency; a GPU gains from a few ms.
+AUTO_WAIT_MS = {"cpu": 0.0, "cuda": 5.0}
+# Auto token budget per batch (raised to max_length). On CPU, batching buys nothing for long
+# texts (inference is compute-bound: offline MiniLM fp32 ran 25 items/s at batch 1, 19 at batch
+# 64) while padding costs a lot; a small budget still groups short texts. Measured with MiniLM on
+# HH dialogues (2 cores, fp32, 64 / 4 clients): 16384 -> 21 / 30 items/s at padding efficiency
+# 0.55 / 0.63; 1024 -> 23 / 14 at 0.91 / 0.64; 256 -> 30 / 28 at 0.99 / 0.95. GPUs need big batches.
+# OpenVINO bf16 gains from batches (MiniLM, HH, 2 x 1 thread: 46 items/s at batch 1, 94 at 16; ORT fp32 55 -> 39).
+AUTO_BATCH_TOKENS = {"cpu": 256, "cuda": 16384, "openvino": 2048}
+# Auto padding floor: a batch grows only while real / padded tokens stays at least this. On CPU
+# padding is paid in full (OpenVINO bf16, 64 clients, 2 x 1 thread: batches of 10-16 at padding
+# efficiency 0.74 on HH and 0.52 on tweets reached 0.72x / 0.43x of the sorted offline limit); a
+# GPU gains from the batch more than it loses to padding (and pads to length buckets anyway).
+AUTO_PADDING_FLOOR = {"cpu": 0.8, "cuda": 0.0}
+# Auto inline_batch_ms: on CPU a batch this quick runs on the event loop, since handing it to a
+# thread and waking the loop back costs ~0.1-0.4 ms of CPU (tiny BERT, one process, single-item
+# requests one at a time: 860 -> 455 us of CPU per request); a GPU keeps the loop free instead.
+AUTO_INLINE_MS = {"cpu": 2.0, "cuda": 0.0}
