@@ -95,8 +95,9 @@ class Batcher:
         self._clock = clock
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix=f"infer-{name}")
         self._workers, self._slots = workers, asyncio.Semaphore(workers)  # batches in flight; the rest wait
-        self._queue, self._queued_tokens, self._wakeup = deque(), 0, asyncio.Event()
-        self._closed, self._task = False, None
+        self._queue: deque = deque()
+        self._queued_tokens, self._wakeup, self._closed = 0, asyncio.Event(), False
+        self._task: asyncio.Task | None = None
         # Called (in the event loop) with the batcher and the error when its loop dies; the
         # server uses it to turn health NOT_SERVING and restart the loop or exit.
         self.on_failure: Callable[[Batcher, BaseException], None] | None = None
@@ -241,8 +242,8 @@ class Batcher:
                 self._metrics.dropped.labels(self.name, "expired").inc()
             else:
                 live.append(p)
-        batch = around_oldest(live, lambda p: p.item.num_tokens, max_items=self.max_batch_items, max_tokens=self.max_batch_tokens,
-                              min_padding_efficiency=self.min_padding_efficiency) if live else []
+        batch = around_oldest(live, lambda p: p.item.num_tokens, max_items=self.max_batch_items,
+                              max_tokens=self.max_batch_tokens, min_padding_efficiency=self.min_padding_efficiency)
         chosen = {id(p) for p in batch}
         rest = [p for p in live if id(p) not in chosen]  # FIFO order kept: rest[0] is next anchor
         self._queue = deque(rest + ([_STOP] if stopping else []))

@@ -13,13 +13,15 @@ T = TypeVar("T")
 
 def around_oldest(live: Sequence[T], tokens: Callable[[T], int], *, max_items: int, max_tokens: int,
                   min_padding_efficiency: float) -> list[T]:
-    """``live[0]`` (the oldest) and the items nearest it in length, sorted by length.
+    """``live[0]`` (the oldest) and the items nearest it in length, sorted by length (none if ``live`` is empty).
 
     The batch grows one neighbour at a time, the nearer in length first (a shorter one on a tie,
     since it never widens the batch), while it holds at most ``max_items`` items and
     ``max_tokens`` padded tokens (items x longest) and real / padded tokens stay at least
     ``min_padding_efficiency``.
     """
+    if not live:
+        return []
     order = sorted(live, key=tokens)
     lo = hi = order.index(live[0])
     width = real = tokens(live[0])
