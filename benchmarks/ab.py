@@ -33,6 +33,12 @@ def parse_point(text: str, duration_s: float) -> LoadSpec:
     return LoadSpec(concurrency=int(text), duration_s=duration_s, warmup_s=1.0)
 
 
+def with_overrides(server: ServerProcess, overrides: dict) -> ServerProcess:
+    """``server`` with ``overrides`` applied to the ServiceConfig it starts with (its last argument, JSON)."""
+    server.argv[-1] = json.dumps({**json.loads(server.argv[-1]), **overrides})
+    return server
+
+
 def measure(server: ServerProcess, pool: ClientPool, spec: LoadSpec) -> dict:
     """One point: items/s, latency, server CPU us per request, mean batch and padding efficiency."""
     pool.run(server.target, "grpc", LoadSpec(concurrency=spec.concurrency, duration_s=1.0))  # warm
@@ -68,9 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     with ClientPool(args.client_procs, {"grpc": workload.requests(1)}) as pool:
         for rep in range(args.reps):
             for label, overrides in (("A", args.a), ("B", args.b)):
-                server = ServerProcess.rewardserve(bundle, "auto", threads=0, max_batch_items=64, max_wait_ms=None,
-                                                   log_dir=out, name=f"ab-{label}-{rep}", processes=args.processes)
-                server.argv[-1] = json.dumps({**json.loads(server.argv[-1]), **overrides})  # the server's config
+                server = with_overrides(ServerProcess.rewardserve(
+                    bundle, "auto", threads=0, max_batch_items=64, max_wait_ms=None, log_dir=out,
+                    name=f"ab-{label}-{rep}", processes=args.processes), overrides)
                 with server.start(300):
                     for point in points:
                         r = measure(server, pool, parse_point(point, args.duration_s))
