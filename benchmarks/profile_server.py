@@ -14,6 +14,8 @@ figures for the window: items/s, mean batch size and server CPU per request. Nee
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -55,7 +57,33 @@ def py_spy() -> str:
     return str(beside) if beside.is_file() else (shutil.which("py-spy") or "py-spy")
 
 
-def report(raw: str, figures: dict, top: int = TOP) -> str:
+def thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds (user + system) of each thread of process ``pid``, by thread id (Linux /proc)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        out[int(tid)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def thread_names(dump: str) -> dict[int, str]:
+    """Python thread names by thread id, from ``py-spy dump`` output (``Thread 123 (idle): "prepare_0"``)."""
+    return {int(tid): name for tid, name in re.findall(r'^Thread (\d+) \([^)]*\): "([^"]+)"', dump, re.M)}
+
+
+def cpu_by_thread(before: dict[int, float], after: dict[int, float], names: dict[int, str],
+                  requests: int) -> list[tuple[str, float]]:
+    """(thread, CPU us per request) over a window, heaviest first; threads Python does not know are "native"."""
+    us: Counter = Counter()
+    for tid, seconds in after.items():
+        us[names.get(tid, "native (gRPC core, runtime pools)")] += 1e6 * (seconds - before.get(tid, 0.0)) / max(requests, 1)
+    return us.most_common()
+
+
+def report(raw: str, figures: dict, top: int = TOP, cpu: list[tuple[str, float]] = ()) -> str:
     """The profile as markdown."""
     threads, own, inclusive, main = summarize(raw)
     total = sum(threads.values()) or 1
@@ -63,6 +91,9 @@ def report(raw: str, figures: dict, top: int = TOP) -> str:
              " | ".join(f"{k}: {v:.1f}" if isinstance(v, float) else f"{k}: {v}" for k, v in figures.items()), "",
              "| thread | share of samples |", "|---|---:|"]
     lines += [f"| {t} | {100 * n / total:.1f}% |" for t, n in threads.most_common(8)]
+    if cpu:  # what each thread used, from the kernel's counters (py-spy sees Python frames only)
+        lines += ["", "| thread | server CPU us / request |", "|---|---:|"]
+        lines += [f"| {t} | {us:.0f} |" for t, us in cpu]
     for title, counts in (("self", own), ("inclusive", inclusive)):
         lines += ["", f"Event-loop thread, top entries by {title} samples ({main} samples):", "",
                   "| share | frame |", "|---:|---|"]
@@ -94,15 +125,17 @@ def main(argv: list[str] | None = None) -> int:
                                 "-r", str(args.rate), "-f", "raw", "-t", "--nonblocking", "-o",
                                 str(log_dir / "py-spy.txt")], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         time.sleep(0.5)  # py-spy attaches while the clients start
-        before = server.snapshot()
+        before, threads_before = server.snapshot(), thread_cpu(server.proc.pid)
         result = pool.run(server.target, "grpc", spec)
-        stats = server.snapshot().since(before)
+        stats, threads_after = server.snapshot().since(before), thread_cpu(server.proc.pid)
         spy.wait(60)
+        dump = subprocess.run([py_spy(), "dump", "-p", str(server.proc.pid)], capture_output=True, text=True).stdout
+        cpu = cpu_by_thread(threads_before, threads_after, thread_names(dump), result.handled)
     summary = result.summary()
     figures = {"clients": args.clients, "items/s": summary["items_per_s"], "p50 ms": summary["p50_ms"],
                "mean batch": stats.get("mean_batch_size") or 0.0,
                "server CPU us/request": 1e6 * stats["server_cpu_s"] / max(result.handled, 1)}
-    text = report((log_dir / "py-spy.txt").read_text(), figures)
+    text = report((log_dir / "py-spy.txt").read_text(), figures, cpu=cpu)
     (log_dir / "profile.md").write_text(text)
     print(text)
     return 0
