@@ -19,6 +19,7 @@ AUTO_BATCH_TOKENS = {"cpu": 256, "cuda": 16384, "openvino": 2048}
 # GPU gains from the batch more than it loses to padding (and pads to length buckets anyway).
 AUTO_PADDING_FLOOR = {"cpu": 0.8, "cuda": 0.0}
 # Auto inline_batch_ms: on CPU a batch this quick runs on the event loop, since handing it to a
-# thread and waking the loop back costs ~0.1-0.4 ms of CPU (tiny BERT, one process, single-item
-# requests one at a time: 860 -> 455 us of CPU per request); a GPU keeps the loop free instead.
+# thread and waking the loop back costs ~0.1-0.4 ms of CPU on this VM (tiny BERT, one process, 256
+# single-item clients: the batcher stage fell from +306 to +162 us per request; benchmarks/README.md,
+# "Issue 12 and 13 runs"); a GPU keeps the loop free for the next batch instead.
 AUTO_INLINE_MS = {"cpu": 2.0, "cuda": 0.0}

@@ -89,8 +89,7 @@ class Batcher:
         self.max_wait_s = max_wait_ms / 1000.0
         self.max_queue_items = max_queue_items
         self.min_padding_efficiency = min_padding_efficiency
-        # A batch expected to run within this runs on the event loop: no thread hand-off. The
-        # estimate is the padded tokens times the measured seconds per padded token (an EWMA).
+        # Inline: padded tokens x measured seconds per padded token (an EWMA) within inline_max_ms.
         self.inline_max_s, self._seconds_per_token = inline_max_ms / 1000.0, None
         self._clock = clock
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix=f"infer-{name}")
@@ -206,11 +205,12 @@ class Batcher:
                 self._slots.release()
                 continue
             self._in_flight.inc()  # the batch holds its slot until _finish
+            started = time.monotonic()
             if self._runs_inline(batch):  # cheaper than the thread hand-off and the wake-up back
-                self._finish(batch, *self._run(batch), time.monotonic())
+                self._finish(batch, *self._run(batch), started)
                 await asyncio.sleep(0)  # the answered requests go out before the next batch forms
             else:
-                self._executor.submit(self._work, asyncio.get_running_loop(), batch, time.monotonic())
+                self._executor.submit(self._work, asyncio.get_running_loop(), batch, started)
         for _ in range(self._workers):  # every running batch has finished once all slots are free
             await self._slots.acquire()
         logger.debug("batcher %s stopped", self.name)
