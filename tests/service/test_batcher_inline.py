@@ -61,3 +61,18 @@ async def test_a_failing_inline_batch_fails_its_items_and_the_batcher_goes_on():
     await run_one(b, 2)
     await b.stop()
     assert runner.threads[1] is threading.current_thread() and len(runner.batches) == 3
+
+
+async def test_an_inline_batch_counts_from_its_start_for_the_drain_rate():
+    from rewardserve.service.metrics import DrainMeter
+
+    runner = ThreadRecorder()
+    b = make(runner, max_wait_ms=0.0, inline_max_ms=1000.0)
+    await run_one(b, 0)  # measured quick: the next one runs inline
+    b.drain = DrainMeter(window_s=60.0)  # only the slow batch below in the window
+    runner.sleep_s = 0.3
+    await run_one(b, 1)
+    rate = b.drain.rate()
+    await b.stop()
+    assert runner.threads[1] is threading.current_thread()
+    assert rate is not None and rate <= 1 / 0.3 + 0.01  # 1 item over >= 0.3 s, not over an instant
