@@ -16,6 +16,7 @@ import argparse
 import json
 import sys
 import tempfile
+from dataclasses import fields
 from pathlib import Path
 
 from rewardserve.benchmarks.client_pool import ClientPool
@@ -23,7 +24,24 @@ from rewardserve.benchmarks.environment import default_data
 from rewardserve.benchmarks.loadgen import LoadSpec
 from rewardserve.benchmarks.run import tiny_onnx
 from rewardserve.benchmarks.server_proc import ServerProcess
+from rewardserve.benchmarks.stage_costs import measure
 from rewardserve.benchmarks.workload import Workload
+from rewardserve.service.config import ModelSource, ServiceConfig
+
+SETTINGS = {f.name for f in fields(ServiceConfig)}
+
+
+def check_overrides(overrides: object) -> str | None:
+    """Why ``overrides`` cannot configure the server (not an object, an unknown or invalid setting), or None."""
+    if not isinstance(overrides, dict):
+        return "expected a JSON object of ServiceConfig settings"
+    if unknown := sorted(set(overrides) - SETTINGS):
+        return f"unknown setting(s) {', '.join(unknown)}"
+    try:
+        ServiceConfig(**{"models": (ModelSource("check", "."),), **overrides})
+    except (TypeError, ValueError) as e:
+        return str(e)
+    return None
 
 
 def parse_point(text: str, duration_s: float) -> LoadSpec:
@@ -39,17 +57,6 @@ def with_overrides(server: ServerProcess, overrides: dict) -> ServerProcess:
     return server
 
 
-def measure(server: ServerProcess, pool: ClientPool, spec: LoadSpec) -> dict:
-    """One point: items/s, latency, server CPU us per request, mean batch and padding efficiency."""
-    pool.run(server.target, "grpc", LoadSpec(concurrency=spec.concurrency, duration_s=1.0))  # warm
-    before = server.snapshot()
-    result = pool.run(server.target, "grpc", spec)
-    stats, summary = server.snapshot().since(before), result.summary()
-    return {"items_per_s": summary["items_per_s"], "p50_ms": summary["p50_ms"], "p99_ms": summary["p99_ms"],
-            "errors": summary["error_count"], "cpu_us_per_request": 1e6 * stats["server_cpu_s"] / max(result.handled, 1),
-            "mean_batch": stats.get("mean_batch_size") or 0.0, "padding_efficiency": stats.get("padding_efficiency")}
-
-
 def main(argv: list[str] | None = None) -> int:
     """Alternate A and B ``--reps`` times over every point; print and write the table."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -63,11 +70,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--client-procs", type=int, default=2)
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
+    for label, overrides in (("--a", args.a), ("--b", args.b)):
+        if problem := check_overrides(overrides):
+            p.error(f"{label}: {problem}")
+    try:
+        specs = [parse_point(point, args.duration_s) for point in args.points.split(",")]
+    except ValueError:
+        p.error(f"--points: {args.points!r}: expected comma-separated N (clients) or open:R (requests/s)")
     bundle = args.bundle or tiny_onnx()
     out = args.out or Path(tempfile.mkdtemp(prefix="ab-"))
     out.mkdir(parents=True, exist_ok=True)
     workload = Workload.load(bundle, default_data(bundle), max_texts=400, seed=0)
-    points = args.points.split(",")
     lines = ["| rep | setting | point | items/s | p50 ms | p99 ms | server CPU us/request | mean batch | padding eff. "
              "| errors |", "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     rows = []
@@ -78,13 +91,14 @@ def main(argv: list[str] | None = None) -> int:
                     bundle, "auto", threads=0, max_batch_items=64, max_wait_ms=None, log_dir=out,
                     name=f"ab-{label}-{rep}", processes=args.processes), overrides)
                 with server.start(300):
-                    for point in points:
-                        r = measure(server, pool, parse_point(point, args.duration_s))
+                    for point, spec in zip(args.points.split(","), specs, strict=True):
+                        r = measure(server, pool, spec)
                         rows.append({"rep": rep, "setting": label, "overrides": overrides, "point": point, **r})
                         eff = "-" if r["padding_efficiency"] is None else f"{r['padding_efficiency']:.3f}"
+                        batch = "-" if r["mean_batch"] is None else f"{r['mean_batch']:.2f}"
                         lines.append(f"| {rep} | {label} `{json.dumps(overrides)}` | {point} | {r['items_per_s']:.0f} "
                                      f"| {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['cpu_us_per_request']:.0f} "
-                                     f"| {r['mean_batch']:.2f} | {eff} | {r['errors']} |")
+                                     f"| {batch} | {eff} | {r['errors']} |")
                         print(lines[-1], flush=True)
     (out / "ab.md").write_text("\n".join(lines) + "\n")
     (out / "ab.json").write_text(json.dumps(rows, indent=2) + "\n")

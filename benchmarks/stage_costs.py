@@ -60,14 +60,15 @@ def _stand_in(stage: str) -> None:
 
 
 def measure(server: ServerProcess, pool: ClientPool, spec: LoadSpec) -> dict:
-    """One point against a started server: items/s, server CPU us per request, mean batch."""
+    """One gRPC point against a started server (after a 1 s warm-up): items/s, latency, errors, server CPU
+    us per request, mean batch and padding efficiency (None for a server without rewardserve's metrics)."""
     pool.run(server.target, "grpc", LoadSpec(concurrency=spec.concurrency, duration_s=1.0))  # warm
     before = server.snapshot()
     result = pool.run(server.target, "grpc", spec)
-    stats = server.snapshot().since(before)
-    return {"items_per_s": result.summary()["items_per_s"], "errors": result.summary()["error_count"],
-            "cpu_us_per_request": 1e6 * stats["server_cpu_s"] / max(result.handled, 1),
-            "mean_batch": stats.get("mean_batch_size")}
+    stats, summary = server.snapshot().since(before), result.summary()
+    return {"items_per_s": summary["items_per_s"], "p50_ms": summary["p50_ms"], "p99_ms": summary["p99_ms"],
+            "errors": summary["error_count"], "cpu_us_per_request": 1e6 * stats["server_cpu_s"] / max(result.handled, 1),
+            "mean_batch": stats.get("mean_batch_size"), "padding_efficiency": stats.get("padding_efficiency")}
 
 
 def table(rows: dict[str, dict]) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from rewardserve.benchmarks.ab import parse_point, with_overrides
+import pytest
+from rewardserve.benchmarks.ab import main, parse_point, with_overrides
 from rewardserve.benchmarks.server_proc import ServerProcess
 from rewardserve.service.config import ServiceConfig
 
@@ -21,3 +22,15 @@ def test_overrides_reach_the_config_the_server_starts_with(tmp_path):
                                        log_dir=tmp_path, name="ab")
     config = ServiceConfig(**json.loads(with_overrides(server, {"inline_batch_ms": 0.0}).argv[-1]))
     assert config.inline_batch_ms == 0.0 and config.max_batch_items == 64
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--a", '{"inline_batch_ms": -1}', "--b", "{}"], "--a: inline_batch_ms must be >= 0"),
+    (["--a", "{}", "--b", '{"inline_ms": 2}'], "--b: unknown setting(s) inline_ms"),
+    (["--a", "[1]", "--b", "{}"], "--a: expected a JSON object of ServiceConfig settings"),
+    (["--a", "{}", "--b", "{}", "--points", "256,open:fast"], "--points: '256,open:fast': expected"),
+])
+def test_bad_settings_and_points_are_cli_errors_before_any_server_starts(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err

@@ -41,6 +41,7 @@ def test_sources_precedence_file_env_cli(tmp_path):
         ({"max_batch_items": 0}, "max_batch_items must be >= 1"),
         ({"max_items_per_request": 10, "max_queue_items": 5}, "max_items_per_request (10) must be <= max_queue_items"),
         ({"max_wait_ms": -1}, "max_wait_ms must be >= 0"),
+        ({"inline_batch_ms": -0.5}, "inline_batch_ms must be >= 0"),
         ({"request_timeout_s": 0}, "request_timeout_s must be > 0"),
         ({"precision": "fp8"}, "precision: "),
         ({"provider": "tpu"}, "provider: "),
