@@ -69,6 +69,23 @@ class Provider(str, Enum):
         return self.value
 
 
+class EngineLayout(str, Enum):
+    """Where ``serve --processes N`` runs the models (``rewardserve serve --engine``).
+
+    ``per-process``: N whole servers, each with its own copy of every model and its own batches.
+    ``shared``: N edge processes (decode, validate, tokenize) hand token ids to one engine process
+    that holds the models and forms one batch per model across all of them. ``auto``: shared on
+    CUDA (one global batch per device, one copy of the weights), per-process on CPU.
+    """
+
+    auto = "auto"
+    per_process = "per-process"
+    shared = "shared"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 class ModelErrorPolicy(str, Enum):
     """What a model that fails to load does: ``fail`` stops the server (exit non-zero);
     ``skip`` logs the error and serves the healthy models (exit non-zero if none loads)."""

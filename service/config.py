@@ -27,7 +27,7 @@ from rewardserve.service.cpus import available_cpus
 from rewardserve.service.names import Aliases, Strip, check_names, parse_aliases, parse_strip
 from rewardserve.service.recipes import CompositeSpec, check_recipes, parse_composites
 
-from rewardserve.enums import BatcherFailurePolicy, ModelErrorPolicy, Provider, enum_values
+from rewardserve.enums import BatcherFailurePolicy, EngineLayout, ModelErrorPolicy, Provider, enum_values
 from rewardserve.manifest import Runtime, ServedPrecision, check_combination, parse_precision, parse_runtime
 
 ENV_PREFIX = "REWARDSERVE_"
@@ -146,6 +146,10 @@ class ServiceConfig:
                                  "auto, else cores / workers; ONNX Runtime's default on CUDA)", int)
     processes: int = _opt(0, "server processes sharing the ports, each a whole server (0: auto: one per CPU this "
                           "process may use, from its affinity and cgroup quota)", int)
+    engine: EngineLayout = _opt(EngineLayout.auto, "with several processes: per-process (each a whole server "
+                                "with its own models) or shared (edge processes hand token ids to one engine "
+                                "process that batches across all of them); auto: shared on CUDA, else "
+                                "per-process", EngineLayout)
     cpus: int = _opt(0, "CPUs for inference, shared by every served model (0: auto: affinity and cgroup quota; "
                      "with --processes N, each process gets its share)", int)
     inference_workers: int = _opt(0, "batches of one model run concurrently (0: auto: one per core on CPU, "

@@ -1,17 +1,26 @@
-"""``serve --processes N``: N full server processes on the same ports, under one supervisor.
+"""``serve --processes N``: N server processes on the same ports, under one supervisor.
 
-Each child is a whole server (edge and engine: it decodes, tokenizes, batches and runs its own
-requests) sharing the gRPC and HTTP ports with SO_REUSEPORT, so the kernel spreads connections
-over the processes; one client channel sticks to the process its connection landed on. The
-supervisor:
+Each child serves the gRPC and HTTP ports with SO_REUSEPORT, so the kernel spreads connections
+over the processes; one client channel sticks to the process its connection landed on. Two
+layouts (``--engine``):
+
+* ``per-process``: each child is a whole server (edge and engine: it decodes, tokenizes,
+  batches and runs its own requests, with its share of the CPU budget);
+* ``shared``: the children are edge processes (decode, validate, tokenize) that hand each
+  request's token ids to one more child, the engine process
+  (:mod:`~rewardserve.service.engine.engine_process`), which holds the models, gets the whole
+  inference budget and forms one batch per model across all edges.
+
+The supervisor:
 
 * probe-binds every port WITHOUT SO_REUSEPORT first, so a second ``rewardserve serve`` on a port
   in use fails with a clear error instead of silently splitting traffic with the first;
 * splits the CPU budget (:func:`~rewardserve.service.cpus.available_cpus`) between the children;
 * serves ``/metrics`` for all of them as one set of series (prometheus_client multiprocess mode);
-* keeps health SERVING only while every child is ready (:class:`ReadyFlags`, a mapped file);
-* restarts a child that dies (its in-flight calls fail with UNAVAILABLE when its connections
-  drop) and forwards SIGTERM/SIGINT so every child drains before the supervisor exits.
+* keeps health SERVING only while every child (the engine too) is ready (:class:`ReadyFlags`);
+* restarts a child that dies (its in-flight calls fail with UNAVAILABLE: an edge's when its
+  connections drop, the engine's when the edges' links to it drop) and forwards SIGTERM/SIGINT
+  so every child drains before the supervisor exits (the edges first, then the engine).
 
 Example::
 
@@ -37,6 +46,9 @@ from rewardserve.service.config import ServiceConfig
 from rewardserve.service.cpus import available_cpus
 from rewardserve.service.edge.peers import ReadyFlags
 from rewardserve.service.edge.ports import probe_bind
+from rewardserve.service.engine.ipc import SOCKET_FILE
+
+from rewardserve.enums import EngineLayout, Provider
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +65,18 @@ def resolve_processes(config: ServiceConfig) -> int:
     return config.processes or available_cpus()
 
 
+def resolve_engine(config: ServiceConfig) -> EngineLayout:
+    """per-process or shared: the set layout, or auto (shared when the models run on CUDA)."""
+    if config.engine is not EngineLayout.auto:
+        return config.engine
+    from rewardserve.service.backends.base import resolve
+
+    cuda = config.provider is not Provider.cpu and resolve(config.provider) is Provider.cuda
+    return EngineLayout.shared if cuda else EngineLayout.per_process
+
+
 def _child(work_dir: str, index: int) -> None:
-    """A child process: one whole server, reporting readiness in the shared flags.
+    """A child process: a server (whole, or an edge) or the engine, reporting readiness in the shared flags.
 
     Started as ``python -m rewardserve.service.edge.processes WORK_DIR INDEX`` (a fresh
     interpreter: nothing of the parent's ``__main__`` is re-run). A start-up error (a bad bundle,
@@ -66,11 +88,16 @@ def _child(work_dir: str, index: int) -> None:
     logging.basicConfig(level=logging.INFO,
                         format=f"%(asctime)s %(levelname)s [{index}] %(name)s: %(message)s")
     with open(os.path.join(work_dir, CONFIG_FILE), "rb") as f:
-        config, count = pickle.load(f)
+        config, count, engine = pickle.load(f)  # engine: None, or (its config, its socket)
     flags = ReadyFlags.attach(os.path.join(work_dir, READY_FILE), count)
     code = 1
     try:
-        code = serve(config, reuse_port=True, peers=(flags, index))
+        if engine is not None and index == count - 1:  # the last flag is the engine's
+            from rewardserve.service.engine.engine_process import serve_engine
+
+            code = serve_engine(engine[0], engine[1], lambda ok: flags.set(index, ok))
+        else:
+            code = serve(config, reuse_port=True, peers=(flags, index), engine=engine and engine[1])
     except (ValueError, OSError) as e:  # what the CLI reports as a user error (exit 2)
         with open(os.path.join(work_dir, f"error-{index}"), "w") as f:
             f.write(str(e))
@@ -95,13 +122,17 @@ class Supervisor:
         self.work_dir = tempfile.mkdtemp(prefix="rewardserve-")  # the children's config, errors, metrics
         self.metrics_dir = os.path.join(self.work_dir, "metrics")
         os.mkdir(self.metrics_dir)
-        cpus = max(1, available_cpus() // count)  # one share of the budget per child, for all its models
+        self.shared = resolve_engine(config) is EngineLayout.shared
+        # Per-process: one share of the budget per child, for all its models; shared: all of it the engine's.
+        cpus = available_cpus() if self.shared else max(1, available_cpus() // count)
         self.child_config = replace(config, port=port, http_port=http_port, metrics_port=None, processes=1,
                                     cpus=cpus)
-        self.flags = ReadyFlags.create(os.path.join(self.work_dir, READY_FILE), count)
+        engine = (self.child_config, os.path.join(self.work_dir, SOCKET_FILE)) if self.shared else None
+        self.total = count + self.shared  # the engine is the last child
+        self.flags = ReadyFlags.create(os.path.join(self.work_dir, READY_FILE), self.total)
         with open(os.path.join(self.work_dir, CONFIG_FILE), "wb") as f:
-            pickle.dump((self.child_config, count), f)
-        self.children: list[subprocess.Popen | None] = [None] * count
+            pickle.dump((self.child_config, self.total, engine), f)
+        self.children: list[subprocess.Popen | None] = [None] * self.total
         self._restarts: list[float] = []
         self._ever_ready = False
         self.stopping = False
@@ -142,9 +173,13 @@ class Supervisor:
         return None
 
     async def stop_children(self) -> None:
-        """SIGTERM every child, wait for them to drain, kill what is left."""
+        """SIGTERM every child, wait for them to drain, kill what is left: the edges, then the engine."""
         self.stopping = True
-        running = [p for p in self.children if p is not None and p.poll() is None]
+        await self._stop(self.children[:self.count])
+        await self._stop(self.children[self.count:])
+
+    async def _stop(self, children: list[subprocess.Popen | None]) -> None:
+        running = [p for p in children if p is not None and p.poll() is None]
         for proc in running:
             proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + self.config.grace_period_s + 10.0
@@ -187,11 +222,15 @@ async def _supervise(config: ServiceConfig, count: int) -> int:
     metrics_runner = None
     code: int | None = None
     try:
-        for index in range(count):
+        for index in reversed(range(supervisor.total)):  # the engine first: it loads while the edges start
             supervisor.start_child(index)
         metrics_runner = await supervisor.serve_metrics()
-        logger.info("supervising %d server processes on %s:%d (%d CPUs each)", count, config.host,
-                    supervisor.child_config.port, supervisor.child_config.cpus)
+        if supervisor.shared:
+            logger.info("supervising %d edge processes on %s:%d and one engine process (%d CPUs)", count,
+                        config.host, supervisor.child_config.port, supervisor.child_config.cpus)
+        else:
+            logger.info("supervising %d server processes on %s:%d (%d CPUs each)", count, config.host,
+                        supervisor.child_config.port, supervisor.child_config.cpus)
         while code is None and not stop.is_set():
             code = supervisor.check_children()
             with contextlib.suppress(TimeoutError):

@@ -29,6 +29,7 @@ from rewardserve.service.edge.ports import probe_ports
 from rewardserve.service.edge.security import Security
 from rewardserve.service.edge.servicer import RewardServicer
 from rewardserve.service.engine.batcher import Batcher
+from rewardserve.service.engine.link import engine_registry
 from rewardserve.service.engine.models import ModelRegistry
 from rewardserve.service.metrics import ServiceMetrics
 
@@ -38,9 +39,8 @@ from rewardserve.v1 import reward_pb2
 
 logger = logging.getLogger(__name__)
 
-# On stop, calls that reached gRPC core but not yet this event loop would be cancelled by the
-# shutdown (clients see CANCELLED, which they do not retry). For this long (at most half the
-# grace period) the server keeps taking calls first, answering new ones UNAVAILABLE (draining).
+# On stop, calls in gRPC core but not yet in this loop would be cancelled (clients do not retry
+# CANCELLED): for this long (at most half the grace period) new calls get UNAVAILABLE (draining).
 REFUSAL_WINDOW_S = 0.25
 
 SERVICE_NAME = reward_pb2.DESCRIPTOR.services_by_name["RewardService"].full_name
@@ -72,10 +72,9 @@ class RewardServer:
                  loader: Loader = ModelRegistry.load, reuse_port: bool = False,
                  peers: tuple[ReadyFlags, int] | None = None):
         self.config = config
-        # With ``serve --processes N`` (edge/processes.py): share the ports with the other server
-        # processes, and say SERVING only while every one of them is ready (``peers``: the shared
-        # flags and this process's index). Alone, the ports are never shared: a second server on
-        # a port in use fails instead of silently splitting the traffic.
+        # With ``serve --processes N`` (edge/processes.py): share the ports, and say SERVING only while
+        # every process is ready (``peers``: the shared flags and this process's index). Alone, the
+        # ports are never shared: a second server on a port in use fails, never splitting traffic.
         self.reuse_port = reuse_port
         self.peers = peers
         self._own_status = NOT_SERVING
@@ -294,6 +293,8 @@ async def run_server(config: ServiceConfig, loader: Loader = ModelRegistry.load,
             loop.remove_signal_handler(sig)
 
 
-def serve(config: ServiceConfig, reuse_port: bool = False, peers: tuple[ReadyFlags, int] | None = None) -> int:
-    """Run one server process in a fresh event loop (blocking); return the exit code."""
-    return asyncio.run(run_server(config, reuse_port=reuse_port, peers=peers))
+def serve(config: ServiceConfig, reuse_port: bool = False, peers: tuple[ReadyFlags, int] | None = None,
+          engine: str | None = None) -> int:
+    """Run one server process (blocking; ``engine``: the engine process's socket, for an edge); the exit code."""
+    loader = ModelRegistry.load if engine is None else engine_registry(engine)
+    return asyncio.run(run_server(config, loader=loader, reuse_port=reuse_port, peers=peers))

@@ -65,8 +65,9 @@ class ScoringModel:
 
     def __init__(self, name: str, spec: RewardSpec, variant: VariantInfo, encoder: TextEncoder,
                  backend: Backend, batcher: Batcher, prep_pool: ThreadPoolExecutor,
-                 max_text_chars: int | None = None, served: Served | None = None):
+                 max_text_chars: int | None = None, served: Served | None = None, info: ModelInfo | None = None):
         self.name = name
+        self._info = info  # set in an edge process: what the engine process serves (engine/link.py)
         self.served = served  # the combination (runtime, precision, device) and why it was chosen
         self.spec = spec
         self.variant = variant
@@ -117,6 +118,8 @@ class ScoringModel:
     @property
     def info(self) -> ModelInfo:
         """What the model is and how it runs."""
+        if self._info is not None:
+            return self._info
         n = self.spec.normalization
         return ModelInfo(
             name=self.name, kind=self.spec.kind.value, labels=tuple(self.spec.labels),

@@ -18,7 +18,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from rewardserve.service.client import RewardClient
 from rewardserve.service.config import ModelSource, ServiceConfig
 from rewardserve.service.cpus import available_cpus, cgroup_quota
-from rewardserve.service.edge.processes import Supervisor, probe_bind, serve_processes
+from rewardserve.service.edge.processes import Supervisor, probe_bind, resolve_engine, serve_processes
+
+from rewardserve.enums import EngineLayout
+from rewardserve.v1 import reward_pb2, reward_pb2_grpc
 
 
 def free_port() -> int:
@@ -121,3 +124,60 @@ def test_two_processes_serve_restart_and_drain(bundles):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_the_engine_layout_is_per_process_on_cpu_unless_set():
+    model = (ModelSource("a", "/nonexistent"),)
+    assert resolve_engine(ServiceConfig(models=model, provider="cpu")) is EngineLayout.per_process
+    assert resolve_engine(ServiceConfig(models=model, engine="shared")) is EngineLayout.shared
+    with pytest.raises(ValueError, match="engine"):
+        ServiceConfig(models=model, engine="global")
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_shared_engine_batches_for_every_edge_fails_fast_when_it_dies_and_drains(bundles):
+    port, metrics_port = free_port(), free_port()
+    argv = [sys.executable, "-m", "rewardserve.cli", "serve", "--model", f"pairwise={bundles['pairwise']}",
+            "--port", str(port), "--metrics-port", str(metrics_port), "--processes", "2", "--engine", "shared"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    target = f"127.0.0.1:{port}"
+    try:
+        wait_until(lambda: health(target) == health_pb2.HealthCheckResponse.SERVING)
+        children = {int(c.cmdline()[-1]): c for c in psutil.Process(proc.pid).children()
+                    if "rewardserve.service.edge.processes" in " ".join(c.cmdline())}
+        assert sorted(children) == [0, 1, 2]  # two edge processes, the engine last
+        with RewardClient([target] * 4) as client:
+            rewards = {client.score(["hello there"]).scores[0].reward for _ in range(20)}
+            assert client.get_model().precision  # GetModel: what the engine serves
+        assert len(rewards) == 1
+        scraped = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+        assert 'rewardserve_requests_total{code="OK",method="Score"' in scraped  # the edges' series
+        assert "rewardserve_batch_size_count" in scraped  # the engine's, in the same set
+        # The engine dies: calls fail at once with UNAVAILABLE (never hang), health leaves SERVING,
+        # and once the supervisor's new engine is up every call works again.
+        children[2].send_signal(signal.SIGKILL)
+        wait_until(lambda: health(target) != health_pb2.HealthCheckResponse.SERVING, 30)
+        with grpc.insecure_channel(target) as channel:
+            request = reward_pb2.ScoreRequest(items=[reward_pb2.Item(text="hello there")])
+            with pytest.raises(grpc.RpcError) as failed:
+                reward_pb2_grpc.RewardServiceStub(channel).Score(request, timeout=10)
+            assert failed.value.code() is grpc.StatusCode.UNAVAILABLE
+        wait_until(lambda: health(target) == health_pb2.HealthCheckResponse.SERVING, 60)
+        with RewardClient(target) as client:
+            wait_until(lambda: _scores(client))
+            assert client.score(["hello there"]).scores[0].reward in rewards
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _scores(client) -> bool:
+    """Whether a call succeeds (an edge reconnects to the new engine within its restart delay)."""
+    try:
+        client.score(["hello there"])
+        return True
+    except Exception:
+        return False
