@@ -79,6 +79,8 @@ class BenchConfig:
                               "per server process in all", 1)
     server_backend: str | None = _help("rewardserve --backend: auto, onnxruntime or openvino (default: the server's "
                                        "own)")
+    server_engine: str | None = _help("rewardserve --engine: auto, per-process or shared (default: the server's "
+                                      "own)")
     server_processes: int = _help("rewardserve --processes (0: the server's default); also sets the channels", 0)
     protocols: tuple[str, ...] = _help("grpc and/or http (OpenRLHF's /get_reward, a new connection per request)",
                                        ("grpc",))
@@ -129,6 +131,8 @@ class BenchConfig:
                 raise ValueError(f"variants must be among {SERVED}, got {v!r}")
         if self.server_backend not in (None, "auto", "onnxruntime", "openvino"):
             raise ValueError(f"server_backend must be auto, onnxruntime or openvino, got {self.server_backend!r}")
+        if self.server_engine not in (None, "auto", "per-process", "shared"):
+            raise ValueError(f"server_engine must be auto, per-process or shared, got {self.server_engine!r}")
         if not self.concurrency or min(self.concurrency) < 1:
             raise ValueError(f"concurrency must list client counts >= 1, got {self.concurrency}")
         if not self.limit_batch_sizes or min(self.limit_batch_sizes) < 1:

@@ -56,6 +56,7 @@ def environment(config: BenchConfig) -> dict:
         commit = ""
     return {"cpu": cpu, "logical_cpus": os.cpu_count(), "cpu_bf16": cpu_bf16(), "threads": config.threads,
             "client_procs": config.client_procs, "server_processes": config.server_processes,
+            "server_engine": config.server_engine or "auto",
             "load_average_at_start": list(os.getloadavg()), "python": platform.python_version(),
             "platform": platform.platform(), "versions": versions, "git_commit": commit,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}

@@ -19,7 +19,8 @@ def side_by_side(results: dict) -> list[str]:
     env = results["environment"]
     lines = ["## Side by side (same run)", "",
              f"Load generator: {env.get('client_procs', 1)} process(es); server processes setting "
-             f"{env.get('server_processes', 0)} (0: the server's default). CPU per request: server CPU time (psutil, "
+             f"{env.get('server_processes', 0)} (0: the server's default), engine {env.get('server_engine', 'auto')}. "
+             "CPU per request: server CPU time (psutil, "
              "every process of the server, children included) / requests it answered during the point.", "",
              "| variant | protocol | clients | items/s | limit (best offline) | server / limit | server / no-op "
              "| lone-request p50 ms | server CPU us / request | no-op CPU us / request |",

@@ -136,6 +136,8 @@ def check_server_processes(config: BenchConfig) -> None:
         raise ValueError("--server-processes: this rewardserve has no `serve --processes` yet")
     if config.server_backend and "backend" not in have:
         raise ValueError("--server-backend: this rewardserve has no `serve --backend` yet")
+    if config.server_engine and "engine" not in have:
+        raise ValueError("--server-engine: this rewardserve has no `serve --engine` yet")
 
 
 def _baselines(bench: Bench, results: dict) -> None:
@@ -186,7 +188,8 @@ def _variant(bench: Bench, variant: str, provider: Provider, default: str) -> di
     server = ServerProcess.rewardserve(c.bundle, variant, c.threads, c.max_batch_items, c.max_wait_ms, bench.logs,
                                        provider.value, allow_failed_parity=c.allow_failed_parity,
                                        max_batch_tokens=c.max_batch_tokens, http="http" in c.protocols,
-                                       processes=c.server_processes, backend=c.server_backend)
+                                       processes=c.server_processes, backend=c.server_backend,
+                                       engine=c.server_engine)
     v["rewardserve"] = bench.system(server, c.protocols, open_loop=True, rewardserve=True)
     # The machine is shared: time the limit's best batch size again after the sweep, so the
     # ratio uses the better of two limits minutes apart (conservative) and the drift shows.
@@ -196,7 +199,7 @@ def _variant(bench: Bench, variant: str, provider: Provider, default: str) -> di
     if c.nobatch_baseline:
         server = ServerProcess.rewardserve(c.bundle, variant, c.threads, 1, 0.0, bench.logs, provider.value,
                                            allow_failed_parity=c.allow_failed_parity, processes=c.server_processes,
-                                           backend=c.server_backend)
+                                           backend=c.server_backend, engine=c.server_engine)
         v["rewardserve_nobatch"] = bench.system(server, ("grpc",))
     return v
 

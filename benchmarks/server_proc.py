@@ -91,10 +91,11 @@ class ServerProcess:
     def rewardserve(cls, bundle: Path, variant: str, threads: int, max_batch_items: int, max_wait_ms: float | None,
                     log_dir: Path, provider: str = "cpu", name: str | None = None,
                     allow_failed_parity: bool = False, max_batch_tokens: int | None = None,
-                    http: bool = False, processes: int = 0, backend: str | None = None) -> ServerProcess:
+                    http: bool = False, processes: int = 0, backend: str | None = None,
+                    engine: str | None = None) -> ServerProcess:
         """rewardserve serving one variant of ``bundle`` (``max_wait_ms`` None: the server's auto;
-        ``http``: also OpenRLHF's ``/get_reward``; ``processes`` 0 / ``backend`` None / ``variant``
-        auto: the server's default)."""
+        ``http``: also OpenRLHF's ``/get_reward``; ``processes`` 0 / ``backend`` and ``engine`` None /
+        ``variant`` auto: the server's default)."""
         port, metrics_port = free_port(), free_port()
         config = {
             "models": [f"bench={bundle}"], "port": port, "metrics_port": metrics_port,
@@ -105,6 +106,8 @@ class ServerProcess:
             config["precision"] = variant
         if backend is not None:
             config["backend"] = backend
+        if engine is not None:
+            config["engine"] = engine
         if max_wait_ms is not None:
             config["max_wait_ms"] = max_wait_ms
         if max_batch_tokens is not None:  # else the server's own default

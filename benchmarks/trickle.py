@@ -69,7 +69,8 @@ def run_trickle(config: BenchConfig, requests: list[Request], log_dir: Path, pro
             config.bundle, variant, config.threads, config.max_batch_items,
             None if setting == "auto" else wait_ms, log_dir, provider.value, name=f"trickle-wait-{setting}",
             allow_failed_parity=config.allow_failed_parity, max_batch_tokens=config.max_batch_tokens,
-            processes=config.server_processes, backend=config.server_backend)
+            processes=config.server_processes, backend=config.server_backend,
+            engine=config.server_engine)
         with server.start(config.startup_timeout_s):
             for multiple, rate in rates(wait_ms, config.trickle_multiples, config.trickle_base_ms):
                 spec = LoadSpec(rate_rps=rate, duration_s=config.duration_s, warmup_s=warm,

@@ -138,8 +138,10 @@ def test_batching_server_keeps_its_own_max_wait_unless_told(tmp_path):
     assert BenchConfig(bundle="b").max_wait_ms is None  # the server's auto (0 on CPU), not a bench-chosen 5 ms
     auto = json.loads(ServerProcess.rewardserve(tmp_path, "fp32", 0, 64, None, tmp_path).argv[-1])
     told = json.loads(ServerProcess.rewardserve(tmp_path, "fp32", 0, 64, 5.0, tmp_path, http=True).argv[-1])
-    assert "max_wait_ms" not in auto and "http_port" not in auto
+    assert "max_wait_ms" not in auto and "http_port" not in auto and "engine" not in auto
     assert told["max_wait_ms"] == 5.0 and told["http_port"] > 0
+    shared = json.loads(ServerProcess.rewardserve(tmp_path, "fp32", 0, 64, None, tmp_path, engine="shared").argv[-1])
+    assert shared["engine"] == "shared"  # --server-engine reaches the server's config
 
 
 def test_served_combinations_auto_and_bf16(tmp_path):
@@ -154,6 +156,8 @@ def test_served_combinations_auto_and_bf16(tmp_path):
     assert "precision" not in auto and auto["backend"] == "openvino"  # the server chooses the precision
     with pytest.raises(ValueError, match="server_backend must be auto, onnxruntime or openvino"):
         BenchConfig(bundle="b", server_backend="tvm")
+    with pytest.raises(ValueError, match="server_engine must be auto, per-process or shared"):
+        BenchConfig(bundle="b", server_engine="global")
     with pytest.raises(ValueError, match="variants must be among"):
         BenchConfig(bundle="b", variants="fp8")
 
