@@ -127,7 +127,11 @@ class Supervisor:
         cpus = available_cpus() if self.shared else max(1, available_cpus() // count)
         self.child_config = replace(config, port=port, http_port=http_port, metrics_port=None, processes=1,
                                     cpus=cpus)
-        engine = (self.child_config, os.path.join(self.work_dir, SOCKET_FILE)) if self.shared else None
+        engine = None
+        if self.shared:  # the engine holds the model's whole queue; each edge refuses beyond its share at once,
+            engine = (self.child_config, os.path.join(self.work_dir, SOCKET_FILE))  # before tokenizing
+            share = max(config.max_items_per_request, config.max_queue_items // count)
+            self.child_config = replace(self.child_config, max_queue_items=share)
         self.total = count + self.shared  # the engine is the last child
         self.flags = ReadyFlags.create(os.path.join(self.work_dir, READY_FILE), self.total)
         with open(os.path.join(self.work_dir, CONFIG_FILE), "wb") as f:

@@ -181,3 +181,19 @@ def _scores(client) -> bool:
         return True
     except Exception:
         return False
+
+
+def test_shared_engine_edges_each_refuse_beyond_their_share_of_the_queue(tmp_path, monkeypatch):
+    import pickle
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    config = ServiceConfig(models=(ModelSource("a", "/nonexistent"),), port=0, metrics_port=None, processes=2,
+                           engine="shared", max_queue_items=100, max_items_per_request=16)
+    supervisor = Supervisor(config, 2)
+    try:
+        with open(os.path.join(supervisor.work_dir, "config.pickle"), "rb") as f:
+            edge, flags, (engine, socket_path) = pickle.load(f)
+        assert flags == 3 and socket_path.startswith(supervisor.work_dir)  # two edges and the engine
+        assert engine.max_queue_items == 100 and edge.max_queue_items == 50
+    finally:
+        supervisor.cleanup()
