@@ -24,12 +24,12 @@ class ReadyFlags:
     def __init__(self, path: Path, count: int):
         self.path, self.count = Path(path), count
         self._file = open(self.path, "r+b")  # noqa: SIM115 (closed in close())
-        self._map = mmap.mmap(self._file.fileno(), count)
+        self._map = mmap.mmap(self._file.fileno(), 2 * count)  # then one sticky "has been ready" byte each
 
     @classmethod
     def create(cls, path: Path, count: int) -> ReadyFlags:
         """New flags, all 0."""
-        Path(path).write_bytes(bytes(count))
+        Path(path).write_bytes(bytes(2 * count))
         return cls(path, count)
 
     @classmethod
@@ -40,6 +40,16 @@ class ReadyFlags:
     def set(self, index: int, ready: bool) -> None:
         """Mark process ``index`` ready or not."""
         self._map[index] = 1 if ready else 0
+        if ready:
+            self._map[self.count + index] = 1
+
+    def ready(self, index: int) -> bool:
+        """Whether process ``index`` is ready."""
+        return bool(self._map[index])
+
+    def all_have_been_ready(self) -> bool:
+        """Whether every process has been ready at some time (whatever it is now): the server has served."""
+        return all(self._map[self.count:])
 
     def all_ready(self) -> bool:
         """Whether every process is ready."""

@@ -49,6 +49,7 @@ from rewardserve.service.edge.ports import probe_bind
 from rewardserve.service.engine.ipc import SOCKET_FILE
 
 from rewardserve.enums import EngineLayout, Provider
+from rewardserve.manifest import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,10 @@ def resolve_engine(config: ServiceConfig) -> EngineLayout:
         return config.engine
     from rewardserve.service.backends.base import resolve
 
-    cuda = config.provider is not Provider.cpu and resolve(config.provider) is Provider.cuda
+    if config.provider is Provider.auto and config.backend is not Runtime.openvino:
+        cuda = resolve(Provider.auto) is Provider.cuda  # CUDA when the runtime offers it
+    else:
+        cuda = config.provider is Provider.cuda  # a CUDA that fails to load stops the engine, with the reason
     return EngineLayout.shared if cuda else EngineLayout.per_process
 
 
@@ -152,7 +156,8 @@ class Supervisor:
         """Restart dead children; return an exit code when the server must stop."""
         from prometheus_client import multiprocess
 
-        self._ever_ready |= self.flags.all_ready()
+        # Sticky: a process that died just after the last poll may already have cleared its flag.
+        self._ever_ready |= self.flags.all_have_been_ready()
         for index, proc in enumerate(self.children):
             if proc is None or proc.poll() is None or self.stopping:
                 continue
@@ -160,6 +165,7 @@ class Supervisor:
             multiprocess.mark_process_dead(proc.pid, self.metrics_dir)
             if not self._ever_ready:  # failed while loading (bad model, port): as a single server would
                 logger.error("server process %d exited with code %s before serving; stopping", index, proc.returncode)
+                self.kill_unready()
                 error = os.path.join(self.work_dir, f"error-{index}")
                 if os.path.exists(error):
                     with open(error) as f:
@@ -175,6 +181,14 @@ class Supervisor:
                          proc.returncode)
             self.start_child(index)
         return None
+
+    def kill_unready(self) -> None:
+        """Kill the children that are still loading: they have served nothing, and an edge waiting for an
+        engine that will never listen would otherwise hold its SIGTERM until its wait gives up."""
+        for index, proc in enumerate(self.children):
+            if proc is not None and proc.poll() is None and not self.flags.ready(index):
+                proc.kill()
+                proc.wait(5)
 
     async def stop_children(self) -> None:
         """SIGTERM every child, wait for them to drain, kill what is left: the edges, then the engine."""

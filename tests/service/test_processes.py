@@ -130,6 +130,11 @@ def test_the_engine_layout_is_per_process_on_cpu_unless_set():
     model = (ModelSource("a", "/nonexistent"),)
     assert resolve_engine(ServiceConfig(models=model, provider="cpu")) is EngineLayout.per_process
     assert resolve_engine(ServiceConfig(models=model, engine="shared")) is EngineLayout.shared
+    assert resolve_engine(ServiceConfig(models=model, provider="cuda")) is EngineLayout.shared  # no CUDA check here
+    assert resolve_engine(ServiceConfig(models=model, backend="openvino")) is EngineLayout.per_process
+    import onnxruntime
+    cuda_here = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+    assert resolve_engine(ServiceConfig(models=model)) is (EngineLayout.shared if cuda_here else EngineLayout.per_process)
     with pytest.raises(ValueError, match="engine"):
         ServiceConfig(models=model, engine="global")
 
@@ -196,4 +201,50 @@ def test_shared_engine_edges_each_refuse_beyond_their_share_of_the_queue(tmp_pat
         assert flags == 3 and socket_path.startswith(supervisor.work_dir)  # two edges and the engine
         assert engine.max_queue_items == 100 and edge.max_queue_items == 50
     finally:
+        supervisor.cleanup()
+
+
+def test_a_child_failing_before_serving_kills_the_ones_still_loading(tmp_path, monkeypatch):
+    # An edge still waiting for an engine that failed to load would hold a SIGTERM until its wait
+    # gave up (the reliability suite's bad-model runs took 20 s each with --engine shared).
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    config = ServiceConfig(models=(ModelSource("a", "/nonexistent"),), port=0, metrics_port=None, processes=2,
+                           engine="shared")
+    supervisor = Supervisor(config, 2)
+    try:
+        loading, ready = (subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) for _ in range(2))
+        failed = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+        failed.wait(30)
+        supervisor.children = [loading, ready, failed]
+        supervisor.flags.set(1, True)
+        assert supervisor.check_children() == 3  # the engine's exit code, as a single server's
+        assert loading.poll() is not None  # killed at once: it never served
+        assert ready.poll() is None  # a ready one drains on SIGTERM as usual
+        ready.kill()
+    finally:
+        supervisor.cleanup()
+
+
+def test_a_child_dying_after_all_were_ready_is_restarted_even_if_a_peer_cleared_its_flag(tmp_path, monkeypatch):
+    # The engine dies right after the server turned SERVING, before the supervisor's next poll; the
+    # edges clear their flags on losing it. That is a crash to restart, not a failed start.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    restarted = []
+    monkeypatch.setattr(Supervisor, "start_child", lambda self, index: restarted.append(index))
+    config = ServiceConfig(models=(ModelSource("a", "/nonexistent"),), port=0, metrics_port=None, processes=2,
+                           engine="shared")
+    supervisor = Supervisor(config, 2)
+    try:
+        edges = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) for _ in range(2)]
+        engine = subprocess.Popen([sys.executable, "-c", "raise SystemExit(-9)"])
+        engine.wait(30)
+        supervisor.children = [*edges, engine]
+        for index in range(3):
+            supervisor.flags.set(index, True)
+        supervisor.flags.set(0, False)  # edge 0 saw the engine go: NOT_SERVING
+        assert supervisor.check_children() is None and restarted == [2]
+        assert all(e.poll() is None for e in edges)
+    finally:
+        for e in edges:
+            e.kill()
         supervisor.cleanup()
