@@ -28,7 +28,7 @@ from rewardserve.service.edge.peers import ReadyFlags
 from rewardserve.service.edge.ports import probe_ports
 from rewardserve.service.edge.security import Security
 from rewardserve.service.edge.servicer import RewardServicer
-from rewardserve.service.engine.batcher import Batcher
+from rewardserve.service.engine.batcher import RESTART_DELAY_S, Batcher
 from rewardserve.service.engine.link import engine_registry
 from rewardserve.service.engine.models import ModelRegistry
 from rewardserve.service.metrics import ServiceMetrics
@@ -45,7 +45,6 @@ REFUSAL_WINDOW_S = 0.25
 
 SERVICE_NAME = reward_pb2.DESCRIPTOR.services_by_name["RewardService"].full_name
 PEER_POLL_S = 0.1  # how often a process of `serve --processes N` re-reads the others' readiness
-RESTART_DELAY_S = 0.5  # before a dead batcher is restarted: a loop that dies at once does not spin
 SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
 
 

@@ -32,7 +32,7 @@ from rewardserve.service.errors import DeadlineExpired, QueueFull, Unavailable
 from rewardserve.service.metrics import DrainMeter, ServiceMetrics
 
 logger = logging.getLogger(__name__)
-
+RESTART_DELAY_S = 0.5  # before a dead batcher loop is restarted: one that dies at once does not spin
 RunBatch = Callable[[Sequence[Encoded]], np.ndarray]
 Rows = Callable[[np.ndarray], Sequence]  # a batch's logits -> what each item's future gets (in the worker)
 Clock = Callable[[], float]  # seconds, monotonic: time.monotonic, or a fake one in tests

@@ -23,8 +23,8 @@ from collections.abc import Callable, Sequence
 
 from rewardserve.service.config import ServiceConfig
 from rewardserve.service.domain import Encoded
-from rewardserve.service.engine.batcher import Batcher
-from rewardserve.service.engine.ipc import Hello, error_to_wire, frame, read_frame
+from rewardserve.service.engine.batcher import RESTART_DELAY_S, Batcher
+from rewardserve.service.engine.ipc import Hello, Outbox, error_to_wire, frame, read_frame
 from rewardserve.service.engine.models import ModelRegistry
 from rewardserve.service.errors import ModelNotFound, ServiceError
 from rewardserve.service.metrics import ServiceMetrics
@@ -33,7 +33,6 @@ from rewardserve.enums import BatcherFailurePolicy
 
 logger = logging.getLogger(__name__)
 
-RESTART_DELAY_S = 0.5  # as the whole server's: a batcher loop that dies at once does not spin
 DRAIN_EXTRA_S = 10.0  # beyond grace_period_s: the edge processes drain first, then close
 
 
@@ -42,20 +41,16 @@ class _Edge:
 
     def __init__(self, writer: asyncio.StreamWriter):
         self.writer = writer
-        self.outbox: list[tuple] = []
+        self.outbox = Outbox(writer)
         self.open = True
 
     def answer(self, request_id: int, rows: list | None, error: BaseException | None) -> None:
-        if not self.open:
-            return  # the edge went away; its callers already got UNAVAILABLE
-        self.outbox.append((request_id, rows, None if error is None else error_to_wire(error)))
-        if len(self.outbox) == 1:
-            asyncio.get_running_loop().call_soon(self.flush)
+        if self.open:  # else the edge went away; its callers already got UNAVAILABLE
+            self.outbox.add((request_id, rows, None if error is None else error_to_wire(error)))
 
-    def flush(self) -> None:
-        if self.open and self.outbox:
-            self.writer.write(frame(self.outbox))
-        self.outbox = []
+    def close(self) -> None:
+        self.open, self.outbox.writer = False, None
+        self.writer.close()
 
 
 class EngineServer:
@@ -81,9 +76,8 @@ class EngineServer:
         except Exception:
             logger.exception("engine: a frame from an edge process did not decode; closing its connection")
         finally:
-            edge.open = False
+            edge.close()
             self.edges.discard(edge)
-            writer.close()
 
     def _submit(self, edge: _Edge, request_id: int, model: str, items: Sequence[Encoded], deadline: float) -> None:
         served = self.registry.models.get(model)
@@ -150,7 +144,7 @@ async def run_engine(config: ServiceConfig, path: str, ready: Callable[[bool], N
     while engine.edges and time.monotonic() < end:
         await asyncio.sleep(0.05)
     for edge in list(engine.edges):
-        edge.writer.close()
+        edge.close()
     await registry.stop()
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)

@@ -10,7 +10,7 @@ a frame: a 4-byte big-endian length, then a pickle.
 * engine -> edge: a list of answers, ``(request_id, rows, error)``: one row per item, or an
   error that fails the whole request (:func:`error_to_wire` / :func:`error_from_wire`).
 
-Each side gathers what one event-loop turn produced into one frame.
+Each side gathers what one event-loop turn produced into one frame (:class:`Outbox`).
 """
 
 from __future__ import annotations
@@ -46,6 +46,25 @@ class Hello:
     models: dict[str, tuple[ModelInfo, VariantInfo]]
     failed: dict[str, str]
     default: str
+
+
+class Outbox:
+    """Messages of one event-loop turn, written as one frame when the turn ends (while ``writer`` is set)."""
+
+    def __init__(self, writer: asyncio.StreamWriter | None = None):
+        self.writer = writer
+        self.items: list = []
+
+    def add(self, item: object) -> None:
+        self.items.append(item)
+        if len(self.items) == 1:
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write what was added (kept until a writer is set)."""
+        if self.writer is not None and self.items:
+            self.writer.write(frame(self.items))
+            self.items = []
 
 
 def frame(message: object) -> bytes:

@@ -33,7 +33,7 @@ from rewardserve.service.config import ServiceConfig
 from rewardserve.service.domain import Encoded
 from rewardserve.service.engine.composite import build_composites
 from rewardserve.service.engine.encoding import TextEncoder
-from rewardserve.service.engine.ipc import Hello, error_from_wire, frame, read_frame, recv_frame
+from rewardserve.service.engine.ipc import Hello, Outbox, error_from_wire, read_frame, recv_frame
 from rewardserve.service.engine.models import TOKENIZER_FILE, ModelRegistry, ScoringModel
 from rewardserve.service.errors import QueueFull, Unavailable
 from rewardserve.service.metrics import DrainMeter, ServiceMetrics
@@ -54,10 +54,9 @@ class EngineLink:
         self.batchers: dict[str, RemoteBatcher] = {}
         self.connected = False
         self._sock: socket.socket | None = None
-        self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task | None = None
         self._pending: dict[int, tuple[RemoteBatcher, list[asyncio.Future], float]] = {}
-        self._outbox: list[tuple] = []  # requests of this loop turn, sent as one frame
+        self._outbox = Outbox()  # requests of this loop turn, sent as one frame once connected
         self._next_id = 0
 
     def connect(self, timeout_s: float = CONNECT_TIMEOUT_S) -> Hello:
@@ -94,8 +93,8 @@ class EngineLink:
         await self._read()
 
     async def _read(self) -> None:
-        reader, self._writer = await asyncio.open_unix_connection(sock=self._sock)
-        self._flush()  # what was submitted while the connection opened
+        reader, self._outbox.writer = await asyncio.open_unix_connection(sock=self._sock)
+        self._outbox.flush()  # what was submitted while the connection opened
         try:
             while True:
                 for request_id, rows, error in await read_frame(reader):
@@ -104,7 +103,8 @@ class EngineLink:
             lost: BaseException = e
         finally:
             self.connected = False
-            self._writer.close()
+            self._outbox.writer.close()
+            self._outbox.writer = None
         logger.error("engine process: connection lost (%s); %d requests fail with UNAVAILABLE",
                      type(lost).__name__, len(self._pending))
         self._fail_pending(Unavailable("the engine process stopped; retry"))
@@ -117,15 +117,8 @@ class EngineLink:
         futures = [loop.create_future() for _ in items]
         self._next_id += 1
         self._pending[self._next_id] = (batcher, futures, time.monotonic())
-        self._outbox.append((self._next_id, batcher.name, list(items), deadline))
-        if len(self._outbox) == 1:
-            loop.call_soon(self._flush)
+        self._outbox.add((self._next_id, batcher.name, items, deadline))
         return futures
-
-    def _flush(self) -> None:
-        if self._writer is not None and self._outbox and self.connected:
-            self._writer.write(frame(self._outbox))
-            self._outbox = []
 
     def _answer(self, request_id: int, rows: list | None, error: tuple | None) -> None:
         if (pending := self._pending.pop(request_id, None)) is None:
@@ -144,7 +137,7 @@ class EngineLink:
                 f.set_result(row)
 
     def _fail_pending(self, error: Exception) -> None:
-        pending, self._pending, self._outbox = self._pending, {}, []
+        pending, self._pending, self._outbox.items = self._pending, {}, []
         for batcher, futures, _ in pending.values():
             batcher.depth -= len(futures)
             for f in futures:
@@ -158,8 +151,9 @@ class EngineLink:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self.connected = False
-        if self._writer is not None:
-            self._writer.close()
+        if self._outbox.writer is not None:
+            self._outbox.writer.close()
+            self._outbox.writer = None
 
 
 class RemoteBatcher:
