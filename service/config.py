@@ -129,7 +129,8 @@ class ServiceConfig:
         f"{AUTO_PADDING_FLOOR['cpu']:g} on CPU, {AUTO_PADDING_FLOOR['cuda']:g} on CUDA)", _optional_float)
     inline_batch_ms: float | None = _opt(
         None, "a batch expected (from those measured) to run within this many ms runs on the event loop, not an "
-        f"inference thread (auto: {AUTO_INLINE_MS['cpu']:g} on CPU, {AUTO_INLINE_MS['cuda']:g} on CUDA)",
+        "inference thread, unless max_wait_ms holds batches "
+        f"(auto: {AUTO_INLINE_MS['cpu']:g} on CPU, {AUTO_INLINE_MS['cuda']:g} on CUDA)",
         _optional_float)
     max_queue_items: int = _opt(4096, "items queued per model before RESOURCE_EXHAUSTED", int)
     max_items_per_request: int = _opt(1024, "most items in one request", int)

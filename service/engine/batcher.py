@@ -9,8 +9,9 @@ it holds ``max_batch_items`` items or ``max_batch_tokens`` padded tokens, but ne
 0: never hold). Waiting items are sorted by length and each batch is built around the oldest
 item from its nearest neighbours in length while real / padded tokens stay at least
 ``min_padding_efficiency``, so no item starves. Cancelled and expired items are dropped first.
-A batch expected to take at most ``inline_max_ms`` runs on the event loop itself: on a small
-model the hand-off to a worker thread and the wake-up back cost more than the model.
+A batch expected to take at most ``inline_max_ms`` runs on the event loop itself (on a small
+model the hand-off to a worker thread and back costs more than the model), unless batches are
+held: then the loop must see the arrivals during a batch, to send them the moment it ends.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from rewardserve.service.metrics import DrainMeter, ServiceMetrics
 
 logger = logging.getLogger(__name__)
 RESTART_DELAY_S = 0.5  # before a dead batcher loop is restarted: one that dies at once does not spin
+HOLD_EARLY_S = 0.001  # epoll's granularity: a hold aimed at max_wait would end up to 1 ms past it
 RunBatch = Callable[[Sequence[Encoded]], np.ndarray]
 Rows = Callable[[np.ndarray], Sequence]  # a batch's logits -> what each item's future gets (in the worker)
 Clock = Callable[[], float]  # seconds, monotonic: time.monotonic, or a fake one in tests
@@ -64,22 +66,10 @@ class Batcher:
 
     padded_length = staticmethod(lambda longest: longest)  # the length a batch runs at (a backend's buckets)
 
-    def __init__(
-        self,
-        name: str,
-        run_batch: RunBatch,
-        metrics: ServiceMetrics,
-        *,
-        max_batch_items: int,
-        max_batch_tokens: int,
-        max_wait_ms: float,
-        max_queue_items: int,
-        workers: int = 1,
-        min_padding_efficiency: float = 0.0,
-        inline_max_ms: float = 0.0,
-        rows: Rows | None = None,
-        clock: Clock = time.monotonic,
-    ):
+    def __init__(self, name: str, run_batch: RunBatch, metrics: ServiceMetrics, *, max_batch_items: int,
+                 max_batch_tokens: int, max_wait_ms: float, max_queue_items: int, workers: int = 1,
+                 min_padding_efficiency: float = 0.0, inline_max_ms: float = 0.0, rows: Rows | None = None,
+                 clock: Clock = time.monotonic):
         self.name = name
         self.run_batch = run_batch
         self.rows = rows  # per-batch post-processing, off the event loop (None: the logits rows)
@@ -221,11 +211,17 @@ class Batcher:
 
     async def _hold(self) -> None:
         """Let a partial batch grow: until full or stopping, at most max_wait after the oldest item arrived."""
-        until = self._queue[0].enqueued + self.max_wait_s  # fixed: arrivals never push it back
+        # Fixed: arrivals never push it back. Aimed early: the loop's selector sleeps whole ms, rounded up.
+        until = self._queue[0].enqueued + self.max_wait_s - min(HOLD_EARLY_S, self.max_wait_s / 2)
+        loop = asyncio.get_running_loop()
         while not self._full() and (remaining := until - self._clock()) > 0:
+            # A timer that sets the event, not wait_for, which needs more loop turns to cancel its task.
             self._wakeup.clear()
-            with contextlib.suppress(TimeoutError):  # woken or not, the clock decides
-                await asyncio.wait_for(self._wakeup.wait(), remaining)
+            timer = loop.call_later(remaining, self._wakeup.set)
+            try:
+                await self._wakeup.wait()  # woken by an arrival or the timer: the clock decides
+            finally:
+                timer.cancel()
 
     def _take_batch(self) -> list[_Pending]:
         """Drop cancelled and expired items; remove and return the next batch."""
@@ -254,8 +250,11 @@ class Batcher:
         return batch
 
     def _runs_inline(self, batch: list[_Pending]) -> bool:
-        """Whether ``batch`` is expected (from the batches measured so far) to run within inline_max_ms."""
-        if not self.inline_max_s or self._seconds_per_token is None:
+        """Whether ``batch`` is expected (from the batches measured so far) to run within inline_max_ms.
+
+        Never with max_wait > 0: arrivals hidden by a batch on the loop would count from after it, and wait again.
+        """
+        if not self.inline_max_s or self.max_wait_s or self._seconds_per_token is None:
             return False
         padded = len(batch) * self.padded_length(max(p.item.num_tokens for p in batch))
         return padded * self._seconds_per_token <= self.inline_max_s

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 from rewardserve.service.domain import Encoded
-from rewardserve.service.engine.batcher import Batcher
+from rewardserve.service.engine.batcher import HOLD_EARLY_S, Batcher
 from rewardserve.service.errors import DeadlineExpired, QueueFull, Unavailable
 from rewardserve.service.metrics import ServiceMetrics
 
@@ -234,6 +234,21 @@ async def test_max_wait_is_a_bound_from_the_oldest_item_under_a_steady_trickle()
     waited = dict(zip((u for batch in runner.batches for u, _ in batch), times.seconds, strict=True))
     assert max(waited[u] for u in range(200)) <= 5 * step
     assert max(len(batch) for batch in runner.batches) <= 6
+
+
+async def test_a_hold_ends_a_selector_tick_before_max_wait():
+    # The loop's selector sleeps whole milliseconds, rounded up, so a hold aimed at max_wait ends up
+    # to 1 ms past it. Aimed HOLD_EARLY_S early, the item goes once the clock reaches that point;
+    # aimed at max_wait, the clock standing there would hold it forever (gather fails).
+    step = 2.0**-10
+    runner, metrics, clock, times = FakeRunner(), ServiceMetrics(), FakeClock(), QueueTimes()
+    metrics.queue_wait = times
+    b = make(runner, metrics, max_batch_items=64, max_batch_tokens=10_000, max_wait_ms=8 * step * 1000, clock=clock)
+    future = b.submit([enc(1, 3)])
+    clock.now += 8 * step - HOLD_EARLY_S
+    await gather(*future)
+    await b.stop()
+    assert times.seconds == [pytest.approx(8 * step - HOLD_EARLY_S)]
 
 
 async def test_max_wait_zero_never_holds_a_partial_batch():

@@ -41,6 +41,17 @@ async def test_a_batch_measured_quick_runs_on_the_event_loop_and_a_slow_one_on_a
     assert [t is loop_thread for t in runner.threads] == [False, True, True, True, False]
 
 
+async def test_batches_never_run_on_the_event_loop_while_max_wait_holds_them():
+    # A batch on the loop would hide the arrivals during it: they would count their wait from
+    # after it and be held again, instead of going the moment it ends.
+    runner, loop_thread = ThreadRecorder(), threading.current_thread()
+    b = make(runner, max_wait_ms=1.0, inline_max_ms=50.0)
+    for uid in range(4):  # measured quick after the first: inline if holds allowed it
+        await run_one(b, uid)
+    await b.stop()
+    assert len(runner.threads) == 4 and all(t is not loop_thread for t in runner.threads)
+
+
 async def test_inline_max_ms_zero_runs_every_batch_on_a_worker():
     runner, loop_thread = ThreadRecorder(), threading.current_thread()
     b = make(runner, max_wait_ms=0.0)
