@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 REFUSAL_WINDOW_S = 0.25
 
 SERVICE_NAME = reward_pb2.DESCRIPTOR.services_by_name["RewardService"].full_name
-PEER_POLL_S = 0.1  # how often a process of `serve --processes N` re-reads the others' readiness
+PEER_POLL_S = 0.1  # how often the others' readiness (serve --processes N), or a restarted batcher, is re-read
 SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
 
 
@@ -71,9 +71,8 @@ class RewardServer:
                  loader: Loader = ModelRegistry.load, reuse_port: bool = False,
                  peers: tuple[ReadyFlags, int] | None = None):
         self.config = config
-        # With ``serve --processes N`` (edge/processes.py): share the ports, and say SERVING only while
-        # every process is ready (``peers``: the shared flags and this process's index). Alone, the
-        # ports are never shared: a second server on a port in use fails, never splitting traffic.
+        # serve --processes N (edge/processes.py): share the ports, SERVING only while every process is (``peers``:
+        # the flags, this process's index). Alone, never shared: a second server on a port in use fails.
         self.reuse_port = reuse_port
         self.peers = peers
         self._own_status = NOT_SERVING
@@ -88,9 +87,8 @@ class RewardServer:
         self._metrics_http = None  # aiohttp AppRunner
         self.security: Security | None = None  # loaded in start(): reads the TLS and token files
         self._loading: asyncio.Task | None = None
-        self.port: int | None = None
-        self.metrics_port: int | None = None
-        self.http_port: int | None = None
+        self.port: int | None = None  # each set once listening
+        self.metrics_port = self.http_port = self.port
         self.fatal = asyncio.Event()  # set when a batcher died and on_batcher_failure is exit
         self._recovering: set[asyncio.Task] = set()
 
@@ -161,8 +159,7 @@ class RewardServer:
             await self._set_health(NOT_SERVING)
         policy = self.config.on_batcher_failure
         logger.error("model %s: batcher died; health NOT_SERVING for %s%s; on_batcher_failure=%s", batcher.name,
-                     model_health_name(batcher.name), " and the whole server (default model)" if default else "",
-                     policy.value)
+                     model_health_name(batcher.name), " and the whole server (default model)" * default, policy.value)
         if policy is BatcherFailurePolicy.exit:
             self.fatal.set()
             return
@@ -170,6 +167,10 @@ class RewardServer:
         if self.servicer.draining:
             return
         batcher.restart()
+        while not batcher.alive:  # an edge's remote batcher: once its link reaches the new engine
+            await asyncio.sleep(PEER_POLL_S)
+            if self.servicer.draining:
+                return
         await self.health.set(model_health_name(batcher.name), SERVING)
         if default:
             await self._set_health(SERVING)

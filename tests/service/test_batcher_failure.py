@@ -79,3 +79,31 @@ async def test_a_dead_batcher_with_on_batcher_failure_exit_stops_the_server_with
     messages = [r.getMessage() for r in caplog.records]
     assert any("classifier: batcher died; health NOT_SERVING" in m and "whole server" in m for m in messages)
     assert any("on_batcher_failure=exit" in m and "exit code 1" in m for m in messages)
+
+
+def test_a_restarted_model_turns_serving_only_once_its_batcher_is_alive(bundles):
+    # An edge's batcher (serve --engine shared) restarts by reconnecting to the new engine in the
+    # background; until then its calls get UNAVAILABLE, so its health must not say SERVING.
+    server = ServerThread(make_config(bundles, names=("classifier",), on_batcher_failure="restart"))
+    try:
+        batcher = server.server.servicer.registry.models["classifier"].batcher
+        asked, restart = threading.Event(), batcher.restart
+        batcher.restart = asked.set  # asked to restart; alive again only when the test says so
+        with grpc.insecure_channel(server.target) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            stub = reward_pb2_grpc.RewardServiceStub(channel)
+
+            def status() -> int:
+                return health.Check(health_pb2.HealthCheckRequest(service=model_health_name("classifier"))).status
+
+            server.loop.call_soon_threadsafe(break_once, batcher)
+            with pytest.raises(grpc.RpcError):
+                stub.Score(pb.ScoreRequest(items=[pb.Item(text="hi")]), timeout=30)
+            assert asked.wait(30)
+            assert status() == NOT_SERVING and not batcher.alive
+            server.loop.call_soon_threadsafe(restart)
+            watch = health.Watch(health_pb2.HealthCheckRequest(service=model_health_name("classifier")), timeout=30)
+            assert SERVING in (response.status for response in watch)
+            assert len(stub.Score(pb.ScoreRequest(items=[pb.Item(text="hi")]), timeout=30).scores) == 1
+    finally:
+        server.stop()
