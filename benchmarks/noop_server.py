@@ -5,7 +5,8 @@ call with a constant response built once: no tokenizing, no model, no batching. 
 same load generator on the same cores as the server under test, it shows how many requests
 per second the client, gRPC / HTTP and the loopback allow at all; ``server / no-op`` says how
 much of that ceiling the real server reaches. ``--processes N`` runs N such processes on the
-same ports (SO_REUSEPORT), like a server spread over N processes.
+same ports (SO_REUSEPORT), like a server spread over N processes, and ``--listeners K`` gRPC
+servers in each, like rewardserve's ``grpc_listeners``.
 
     python -m rewardserve.benchmarks.noop_server --port 50070 --http-port 50071 --processes 2
 """
@@ -56,15 +57,18 @@ async def _http_site(port: int):
     return runner
 
 
-async def serve(port: int, http_port: int | None) -> None:
+async def serve(port: int, http_port: int | None, listeners: int = 1) -> None:
     """Serve until SIGTERM or SIGINT."""
-    server = grpc.aio.server(options=(("grpc.so_reuseport", 1),))
-    reward_pb2_grpc.add_RewardServiceServicer_to_server(NoopRewardServicer(), server)
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    if not server.add_insecure_port(f"127.0.0.1:{port}"):
-        raise OSError(f"cannot listen on 127.0.0.1:{port}")
-    await server.start()
+    servicer, health_servicer, servers = NoopRewardServicer(), health.aio.HealthServicer(), []
+    for _ in range(max(1, listeners)):
+        server = grpc.aio.server(options=(("grpc.so_reuseport", 1),))
+        reward_pb2_grpc.add_RewardServiceServicer_to_server(servicer, server)
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        if not server.add_insecure_port(f"127.0.0.1:{port}"):
+            raise OSError(f"cannot listen on 127.0.0.1:{port}")
+        servers.append(server)
+    for server in servers:
+        await server.start()
     runner = await _http_site(http_port) if http_port else None
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -74,11 +78,11 @@ async def serve(port: int, http_port: int | None) -> None:
     await stop.wait()
     if runner is not None:
         await runner.cleanup()
-    await server.stop(0.5)
+    await asyncio.gather(*(server.stop(0.5) for server in servers))
 
 
-def _child(port: int, http_port: int | None) -> None:
-    asyncio.run(serve(port, http_port))
+def _child(port: int, http_port: int | None, listeners: int) -> None:
+    asyncio.run(serve(port, http_port, listeners))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,16 +91,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--http-port", type=int, default=None)
     p.add_argument("--processes", type=int, default=1)
+    p.add_argument("--listeners", type=int, default=1)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ctx = mp.get_context("spawn")
-    children = [ctx.Process(target=_child, args=(args.port, args.http_port), daemon=True)
+    children = [ctx.Process(target=_child, args=(args.port, args.http_port, args.listeners), daemon=True)
                 for _ in range(max(1, args.processes) - 1)]
     for c in children:
         c.start()
-    logger.info("no-op server on 127.0.0.1:%d (http %s), %d processes", args.port, args.http_port, len(children) + 1)
+    logger.info("no-op server on 127.0.0.1:%d (http %s), %d processes x %d listeners", args.port, args.http_port,
+                len(children) + 1, args.listeners)
     try:
-        asyncio.run(serve(args.port, args.http_port))
+        asyncio.run(serve(args.port, args.http_port, args.listeners))
     finally:
         for c in children:
             c.terminate()

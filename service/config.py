@@ -16,12 +16,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from rewardserve.service.auto_batching import (
-    AUTO_BATCH_TOKENS,
-    AUTO_INLINE_MS,
-    AUTO_PADDING_FLOOR,
-    AUTO_WAIT_MS,
-)
+from rewardserve.service import auto_batching as auto
 from rewardserve.service.config_file import check_keys, load_file
 from rewardserve.service.cpus import available_cpus
 from rewardserve.service.names import Aliases, Strip, check_names, parse_aliases, parse_strip
@@ -118,19 +113,19 @@ class ServiceConfig:
                                         "(health is exempt)", int)
     max_batch_items: int = _opt(64, "most items in one ONNX Runtime batch", int)
     max_batch_tokens: int = _opt(0, "most padded tokens (items x longest) in one batch; 0: auto, "
-                                 f"{AUTO_BATCH_TOKENS['cuda']} on CUDA, {AUTO_BATCH_TOKENS['cpu']} on CPU "
+                                 f"{auto.AUTO_BATCH_TOKENS['cuda']} on CUDA, {auto.AUTO_BATCH_TOKENS['cpu']} on CPU "
                                  "(at least max_length)", int)
     max_wait_ms: float | None = _opt(None, "longest a partial batch is held for more items while a worker is "
                                      "free, counted from its oldest item's arrival, in ms (auto: "
-                                     f"{AUTO_WAIT_MS['cpu']:g} on CPU, {AUTO_WAIT_MS['cuda']:g} on CUDA)",
+                                     f"{auto.AUTO_WAIT_MS['cpu']:g} on CPU, {auto.AUTO_WAIT_MS['cuda']:g} on CUDA)",
                                      _optional_float)
     min_padding_efficiency: float | None = _opt(
         None, "a batch grows only while its real / padded tokens stay at least this, 0 to 1 (auto: "
-        f"{AUTO_PADDING_FLOOR['cpu']:g} on CPU, {AUTO_PADDING_FLOOR['cuda']:g} on CUDA)", _optional_float)
+        f"{auto.AUTO_PADDING_FLOOR['cpu']:g} on CPU, {auto.AUTO_PADDING_FLOOR['cuda']:g} on CUDA)", _optional_float)
     inline_batch_ms: float | None = _opt(
         None, "a batch expected (from those measured) to run within this many ms runs on the event loop, not an "
         "inference thread, unless max_wait_ms holds batches "
-        f"(auto: {AUTO_INLINE_MS['cpu']:g} on CPU, {AUTO_INLINE_MS['cuda']:g} on CUDA)",
+        f"(auto: {auto.AUTO_INLINE_MS['cpu']:g} on CPU, {auto.AUTO_INLINE_MS['cuda']:g} on CUDA)",
         _optional_float)
     max_queue_items: int = _opt(4096, "items queued per model before RESOURCE_EXHAUSTED", int)
     max_items_per_request: int = _opt(1024, "most items in one request", int)
@@ -147,6 +142,8 @@ class ServiceConfig:
                                  "auto, else cores / workers; ONNX Runtime's default on CUDA)", int)
     processes: int = _opt(0, "server processes sharing the ports, each a whole server (0: auto: one per CPU this "
                           "process may use, from its affinity and cgroup quota)", int)
+    grpc_listeners: int = _opt(1, "gRPC servers in each process on its port, accepting calls side by side: under "
+                               "floods more calls batch together, a lone call costs more (edge/listeners.py)", int)
     engine: EngineLayout = _opt(EngineLayout.auto, "with several processes: per-process (each a whole server "
                                 "with its own models) or shared (edge processes hand token ids to one engine "
                                 "process that batches across all of them); auto: shared on CUDA, else "
@@ -205,7 +202,7 @@ class ServiceConfig:
             raise ValueError(f"max_batch_tokens must be >= 0 (0: auto), got {self.max_batch_tokens}")
         for name in ("max_batch_items", "max_queue_items", "max_items_per_request",
                      "tokenizer_workers", "max_request_bytes", "max_text_chars",
-                     "max_concurrent_requests", "max_stream_in_flight"):
+                     "max_concurrent_requests", "max_stream_in_flight", "grpc_listeners"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_items_per_request > self.max_queue_items:
@@ -262,29 +259,25 @@ class ServiceConfig:
 
     def wait_ms(self, provider: Provider) -> float:
         """How long a partial batch may be held: the set max_wait_ms, or auto for the provider."""
-        return AUTO_WAIT_MS[Provider(provider).value] if self.max_wait_ms is None else self.max_wait_ms
+        return auto.AUTO_WAIT_MS[Provider(provider).value] if self.max_wait_ms is None else self.max_wait_ms
 
     def inline_ms(self, provider: Provider) -> float:
         """How quick a batch must be expected to be to run on the event loop: the set value, or auto."""
-        return AUTO_INLINE_MS[Provider(provider).value] if self.inline_batch_ms is None else self.inline_batch_ms
+        return auto.AUTO_INLINE_MS[Provider(provider).value] if self.inline_batch_ms is None else self.inline_batch_ms
 
     def padding_floor(self, provider: Provider) -> float:
         """The least padding efficiency a batch may grow to: the set value, or auto for the provider."""
-        return AUTO_PADDING_FLOOR[Provider(provider).value] if self.min_padding_efficiency is None \
-            else self.min_padding_efficiency
+        floor = self.min_padding_efficiency
+        return auto.AUTO_PADDING_FLOOR[Provider(provider).value] if floor is None else floor
 
     def batch_tokens(self, provider: Provider, max_length: int, runtime: Runtime | None = None) -> int:
         """The token budget of one model's batches: the set value, or auto for the backend and provider."""
         key = "openvino" if runtime is Runtime.openvino else Provider(provider).value
-        return self.max_batch_tokens or max(AUTO_BATCH_TOKENS[key], max_length)
+        return self.max_batch_tokens or max(auto.AUTO_BATCH_TOKENS[key], max_length)
 
     @classmethod
-    def from_sources(
-        cls,
-        cli_args: Mapping[str, Any] | None = None,
-        env: Mapping[str, str] | None = None,
-        file: str | Path | None = None,
-    ) -> ServiceConfig:
+    def from_sources(cls, cli_args: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None,
+                     file: str | Path | None = None) -> ServiceConfig:
         """Merge defaults < config file < ``REWARDSERVE_*`` env < CLI values (None means unset)."""
         known = {f.name for f in fields(cls)}
         values: dict[str, Any] = {}

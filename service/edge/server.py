@@ -24,6 +24,7 @@ from rewardserve.service.edge.convert import add_servicer
 from rewardserve.service.edge.http_app import RewardHttpApp
 from rewardserve.service.edge.kserve import SERVICE_NAME as KSERVE_SERVICE_NAME
 from rewardserve.service.edge.kserve import KServeServicer
+from rewardserve.service.edge.listeners import start_listeners, stop_listeners
 from rewardserve.service.edge.peers import ReadyFlags
 from rewardserve.service.edge.ports import probe_ports
 from rewardserve.service.edge.security import Security
@@ -83,7 +84,7 @@ class RewardServer:
         self.kserve = KServeServicer(self.servicer)  # same registry: KServe items share the batches
         self.http = RewardHttpApp(self.servicer, config, self.metrics)  # listens when http_port is set
         self.health = health.aio.HealthServicer()
-        self._server: grpc.aio.Server | None = None
+        self._servers: list[grpc.aio.Server] = []  # the gRPC listeners (edge/listeners.py)
         self._metrics_http = None  # aiohttp AppRunner
         self.security: Security | None = None  # loaded in start(): reads the TLS and token files
         self._loading: asyncio.Task | None = None
@@ -97,24 +98,12 @@ class RewardServer:
         probe_ports(self.config, shared=self.reuse_port)  # a port in use: refused before anything listens
         self.security = security = Security.load(self.config, self.metrics)
         self.servicer.limit = security.guard.limit  # max_concurrent_requests, shared with HTTP
-        options = [*security.grpc_options(), ("grpc.so_reuseport", 1 if self.reuse_port else 0)]
-        server = grpc.aio.server(interceptors=security.interceptors(), options=options)
-        # Undecodable requests reach the servicer and get INVALID_ARGUMENT (not UNKNOWN).
-        add_servicer(self.servicer, server, reward_pb2.DESCRIPTOR.services_by_name["RewardService"])
-        add_servicer(self.kserve, server, kserve_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"])
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        reflection.enable_server_reflection((SERVICE_NAME, KSERVE_SERVICE_NAME, health.SERVICE_NAME,
-                                             reflection.SERVICE_NAME), server)
-        address = f"{self.config.host}:{self.config.port}"
-        self.port = security.add_port(server, address)
-        if not self.port:
-            raise OSError(f"cannot listen on {address}")
-        security.warn_if_exposed("gRPC", self.config.host, self.port)
         await self._set_health(NOT_SERVING)
         for source in self.config.models:
             await self.health.set(model_health_name(source.name), NOT_SERVING)
-        await server.start()
-        self._server = server
+        self._servers, self.port = await start_listeners(self.config.grpc_listeners, f"{self.config.host}:{self.config.port}",
+                                                         security, self._register, shared=self.reuse_port)
+        security.warn_if_exposed("gRPC", self.config.host, self.port)
         if self.config.metrics_port is not None:
             # Scrapes must work under overload: token checked, concurrency limit not applied.
             self._metrics_http, self.metrics_port = await self.metrics.serve_http(
@@ -131,6 +120,14 @@ class RewardServer:
         self._loading = asyncio.create_task(self._load())
         if self.peers is not None:
             self._peer_watch = asyncio.create_task(self._watch_peers())
+
+    def _register(self, server: grpc.aio.Server) -> None:
+        """Every service on one listener (undecodable requests reach the servicer: INVALID_ARGUMENT, not UNKNOWN)."""
+        add_servicer(self.servicer, server, reward_pb2.DESCRIPTOR.services_by_name["RewardService"])
+        add_servicer(self.kserve, server, kserve_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"])
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection((SERVICE_NAME, KSERVE_SERVICE_NAME, health.SERVICE_NAME,
+                                             reflection.SERVICE_NAME), server)
 
     async def _load(self) -> None:
         registry = await asyncio.to_thread(self._loader, self.config, self.metrics)
@@ -180,7 +177,7 @@ class RewardServer:
         await asyncio.shield(self._loading)
 
     async def _stop_grpc(self, grace_s: float) -> None:
-        if self._server is not None:
+        if self._servers:
             loop = asyncio.get_running_loop()
             end = loop.time() + grace_s
             await asyncio.sleep(min(REFUSAL_WINDOW_S, grace_s / 2))
@@ -188,7 +185,7 @@ class RewardServer:
             # end by themselves and would otherwise hold the process for the whole grace period.
             while calls_in_flight(self.metrics) and loop.time() < end:
                 await asyncio.sleep(0.01)
-            await self._server.stop(max(end - loop.time(), 0.0) if calls_in_flight(self.metrics) else 0)
+            await stop_listeners(self._servers, max(end - loop.time(), 0.0) if calls_in_flight(self.metrics) else 0)
 
     async def _set_health(self, status) -> None:
         """This process's own status; with peers, SERVING is reported only while every process is ready."""
