@@ -6,7 +6,7 @@ same load generator on the same cores as the server under test, it shows how man
 per second the client, gRPC / HTTP and the loopback allow at all; ``server / no-op`` says how
 much of that ceiling the real server reaches. ``--processes N`` runs N such processes on the
 same ports (SO_REUSEPORT), like a server spread over N processes, and ``--listeners K`` gRPC
-servers in each, like rewardserve's ``grpc_listeners``.
+servers in each (default: rewardserve's default ``grpc_listeners``), like its listeners.
 
     python -m rewardserve.benchmarks.noop_server --port 50070 --http-port 50071 --processes 2
 """
@@ -23,6 +23,7 @@ import sys
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from rewardserve.service.auto_batching import DEFAULT_GRPC_LISTENERS
 
 from rewardserve.v1 import reward_pb2 as pb
 from rewardserve.v1 import reward_pb2_grpc
@@ -57,7 +58,7 @@ async def _http_site(port: int):
     return runner
 
 
-async def serve(port: int, http_port: int | None, listeners: int = 1) -> None:
+async def serve(port: int, http_port: int | None, listeners: int = DEFAULT_GRPC_LISTENERS) -> None:
     """Serve until SIGTERM or SIGINT."""
     servicer, health_servicer, servers = NoopRewardServicer(), health.aio.HealthServicer(), []
     for _ in range(max(1, listeners)):
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--http-port", type=int, default=None)
     p.add_argument("--processes", type=int, default=1)
-    p.add_argument("--listeners", type=int, default=1)
+    p.add_argument("--listeners", type=int, default=DEFAULT_GRPC_LISTENERS)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ctx = mp.get_context("spawn")

@@ -23,3 +23,9 @@ AUTO_PADDING_FLOOR = {"cpu": 0.8, "cuda": 0.0}
 # single-item clients: the batcher stage fell from +306 to +162 us per request; benchmarks/README.md,
 # "Issue 12 and 13 runs"); a GPU keeps the loop free for the next batch instead.
 AUTO_INLINE_MS = {"cpu": 2.0, "cuda": 0.0}
+# gRPC listeners per process (grpc_listeners; service/edge/listeners.py): grpc.aio accepts one call per
+# event-loop turn and server, so single-item floods ran batches of 1.05. Tiny bundle, 2 processes,
+# this 2-core VM, three A/B runs of 1 against 4 (benchmarks/README.md, "Several gRPC listeners"):
+# 256 clients ran faster with 4 in 4 of 5 repetitions (mean batch 1.6-2.5); a lone client's
+# figures crossed over between runs (the VM's noise), and a no-op server's lone call cost the same.
+DEFAULT_GRPC_LISTENERS = 4

@@ -142,8 +142,8 @@ class ServiceConfig:
                                  "auto, else cores / workers; ONNX Runtime's default on CUDA)", int)
     processes: int = _opt(0, "server processes sharing the ports, each a whole server (0: auto: one per CPU this "
                           "process may use, from its affinity and cgroup quota)", int)
-    grpc_listeners: int = _opt(1, "gRPC servers in each process on its port, accepting calls side by side: under "
-                               "floods more calls batch together, a lone call costs more (edge/listeners.py)", int)
+    grpc_listeners: int = _opt(auto.DEFAULT_GRPC_LISTENERS, "gRPC servers in each process on its port, accepting "
+                               "calls side by side, so that floods of single-item calls batch together", int)
     engine: EngineLayout = _opt(EngineLayout.auto, "with several processes: per-process (each a whole server "
                                 "with its own models) or shared (edge processes hand token ids to one engine "
                                 "process that batches across all of them); auto: shared on CUDA, else "

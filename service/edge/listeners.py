@@ -8,9 +8,9 @@ connection to one of them) each keep a call request open in gRPC core; in the sa
 they hand over several calls per turn, which batch together. Every listener serves every service.
 
 Measured on the tiny bundle, 2 processes on a 2-core VM (benchmarks/README.md, "Several gRPC
-listeners"): 4 listeners ran 256 single-item clients at 1,362-1,639 items/s (mean batch 1.6-2.2)
-against 1,240-1,332 with one, but a lone client's call cost 1,593-1,952 us of server CPU against
-1,349-1,409 (p50 1.9-2.1 ms against 1.5-1.6), so the default stays one listener.
+listeners"; three A/B runs of 1 against 4): 256 single-item clients ran faster with 4 listeners
+in 4 of 5 repetitions (up to +23% and +50%; mean batch 1.6-2.5 against 1.05). A lone client ran
+slower with 4 in the first run and faster in the second: the VM's noise, as far as measured.
 
 Example::
 

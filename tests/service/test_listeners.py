@@ -37,8 +37,8 @@ def test_every_listener_serves_every_service_on_one_port(bundles):
     assert listening_sockets(server.server.port) == 0  # every listener stopped
 
 
-def test_one_listener_by_default(bundles):
-    server = ServerThread(make_config(bundles, names=("pairwise",)))
+def test_one_listener_when_set_to_one(bundles):
+    server = ServerThread(make_config(bundles, names=("pairwise",), grpc_listeners=1))
     try:
         assert listening_sockets(server.server.port) == 1
     finally:
