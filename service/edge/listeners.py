@@ -9,12 +9,12 @@ they hand over several calls per turn, which batch together. Every listener serv
 
 Measured on the tiny bundle, 2 processes on a 2-core VM (benchmarks/README.md, "Several gRPC
 listeners"; three A/B runs of 1 against 4): 256 single-item clients ran faster with 4 listeners
-in 4 of 5 repetitions (up to +23% and +50%; mean batch 1.6-2.5 against 1.05). A lone client ran
-slower with 4 in the first run and faster in the second: the VM's noise, as far as measured.
+in 4 of 5 repetitions (mean batch 1.6-2.5 against 1.05). A lone client was ahead with either
+setting in about half the repetitions (the VM's noise), and HH at 64 clients ran alike.
 
 Example::
 
-    servers, port = await start_listeners(4, "0.0.0.0:50051", security, register, shared=False)
+    servers, port = await start_listeners(4, "0.0.0.0", 50051, security, register, shared=False)
     await stop_listeners(servers, grace_s=5.0)
 """
 
@@ -27,24 +27,23 @@ import grpc
 from rewardserve.service.edge.security import Security
 
 
-async def start_listeners(count: int, address: str, security: Security, register: Callable[[grpc.aio.Server], None],
-                          shared: bool) -> tuple[list[grpc.aio.Server], int]:
-    """Start ``count`` servers on ``address`` (port 0: the first one's free port for all); return them and the port.
+async def start_listeners(count: int, host: str, port: int, security: Security,
+                          register: Callable[[grpc.aio.Server], None], shared: bool) -> tuple[list[grpc.aio.Server], int]:
+    """Start ``count`` servers on ``host:port`` (0: the first one's free port for all); return them and the port.
 
     ``register`` adds the servicers to one server. SO_REUSEPORT is set when the port is ``shared``
     with other processes or ``count`` > 1; either way the caller probe-binds the port first, so a
     port another server holds is refused instead of splitting its traffic.
     """
-    host, _, _ = address.rpartition(":")
     options = [*security.grpc_options(), ("grpc.so_reuseport", 1 if shared or count > 1 else 0)]
     servers: list[grpc.aio.Server] = []
-    port = 0
     for _ in range(max(1, count)):
         server = grpc.aio.server(interceptors=security.interceptors(), options=options)
         register(server)
-        port = security.add_port(server, f"{host}:{port}" if port else address)
-        if not port:
-            raise OSError(f"cannot listen on {address}")
+        bound = security.add_port(server, f"{host}:{port}")
+        if not bound:
+            raise OSError(f"cannot listen on {host}:{port}")
+        port = bound  # the rest share the first one's port
         servers.append(server)
     for server in servers:
         await server.start()

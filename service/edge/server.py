@@ -88,8 +88,9 @@ class RewardServer:
         self._metrics_http = None  # aiohttp AppRunner
         self.security: Security | None = None  # loaded in start(): reads the TLS and token files
         self._loading: asyncio.Task | None = None
-        self.port: int | None = None  # each set once listening
-        self.metrics_port = self.http_port = self.port
+        self.port: int | None = None
+        self.metrics_port: int | None = None
+        self.http_port: int | None = None
         self.fatal = asyncio.Event()  # set when a batcher died and on_batcher_failure is exit
         self._recovering: set[asyncio.Task] = set()
 
@@ -101,7 +102,7 @@ class RewardServer:
         await self._set_health(NOT_SERVING)
         for source in self.config.models:
             await self.health.set(model_health_name(source.name), NOT_SERVING)
-        self._servers, self.port = await start_listeners(self.config.grpc_listeners, f"{self.config.host}:{self.config.port}",
+        self._servers, self.port = await start_listeners(self.config.grpc_listeners, self.config.host, self.config.port,
                                                          security, self._register, shared=self.reuse_port)
         security.warn_if_exposed("gRPC", self.config.host, self.port)
         if self.config.metrics_port is not None:
@@ -156,7 +157,8 @@ class RewardServer:
             await self._set_health(NOT_SERVING)
         policy = self.config.on_batcher_failure
         logger.error("model %s: batcher died; health NOT_SERVING for %s%s; on_batcher_failure=%s", batcher.name,
-                     model_health_name(batcher.name), " and the whole server (default model)" * default, policy.value)
+                     model_health_name(batcher.name), " and the whole server (default model)" if default else "",
+                     policy.value)
         if policy is BatcherFailurePolicy.exit:
             self.fatal.set()
             return
