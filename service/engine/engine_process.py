@@ -49,8 +49,8 @@ class _Edge:
             self.outbox.add((request_id, rows, None if error is None else error_to_wire(error)))
 
     def close(self) -> None:
-        self.open, self.outbox.writer = False, None
-        self.writer.close()
+        self.open = False
+        self.outbox.close()
 
 
 class EngineServer:

@@ -66,6 +66,12 @@ class Outbox:
             self.writer.write(frame(self.items))
             self.items = []
 
+    def close(self) -> None:
+        """Close the writer, if any; what is added from now on waits for the next one."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
 
 def frame(message: object) -> bytes:
     """One message as bytes to write."""

@@ -103,8 +103,7 @@ class EngineLink:
             lost: BaseException = e
         finally:
             self.connected = False
-            self._outbox.writer.close()
-            self._outbox.writer = None
+            self._outbox.close()
         logger.error("engine process: connection lost (%s); %d requests fail with UNAVAILABLE",
                      type(lost).__name__, len(self._pending))
         self._fail_pending(Unavailable("the engine process stopped; retry"))
@@ -151,9 +150,7 @@ class EngineLink:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self.connected = False
-        if self._outbox.writer is not None:
-            self._outbox.writer.close()
-            self._outbox.writer = None
+        self._outbox.close()
 
 
 class RemoteBatcher:
