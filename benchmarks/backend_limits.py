@@ -9,6 +9,8 @@ subprocess (``python -m`` this module), so torch's OpenMP pool and OpenVINO's th
   ``INFERENCE_PRECISION_HINT`` f32 or bf16 (bf16 only where the CPU offers it: OpenVINO would
   otherwise run f32 and call it bf16); one infer request per worker thread, like the server's
   inference workers; one worker per core x 1 thread and 1 worker x every core are both tried.
+- ``openvino-packed``: the same on the bundle's packed graph (``model_fp32_packed.onnx``, BERT
+  classifiers): each sorted batch packed into rows as the server's backend packs it.
 - ``torch``: ``AutoModelForSequenceClassification`` from the model bundle, ``attn_implementation
   = "sdpa"``, fp32 or bf16 on CPU (fp32/fp16 on CUDA), one forward pass per batch, torch's
   threads = the cores; ``OMP_WAIT_POLICY=PASSIVE`` as for the per-request baseline.
@@ -29,6 +31,8 @@ from pathlib import Path
 from rewardserve.benchmarks.hardware import cpu_bf16
 from rewardserve.benchmarks.limit import sweep
 from rewardserve.benchmarks.workload import Workload
+from rewardserve.export.packed import PACKED_FILE
+from rewardserve.service.backends.packing import pack
 from rewardserve.service.engine.encoding import pad_batch
 
 from rewardserve.manifest import Manifest
@@ -42,13 +46,14 @@ def _type_name(t) -> str:
 
 
 def openvino_limit(bundle: Path, precision: str, encoded: Sequence, batch_sizes: Sequence[int],
-                   min_time_s: float) -> dict:
-    """OpenVINO CPU on ``model_fp32.onnx`` at ``precision`` (fp32 | bf16), the better of two threadings."""
+                   min_time_s: float, packed: bool = False) -> dict:
+    """OpenVINO CPU on ``model_fp32.onnx`` (or the packed graph) at ``precision`` (fp32 | bf16), the better of two threadings."""
     import openvino as ov
 
     manifest = Manifest.load(bundle)
     core = ov.Core()
-    model = core.read_model(str(manifest.variant("fp32").path(bundle)))
+    model = core.read_model(str(bundle / PACKED_FILE if packed else manifest.variant("fp32").path(bundle)))
+    shape = pack if packed else (lambda feeds: (feeds, None))
     names = [i.get_any_name() for i in model.inputs]
     ordered = sorted(encoded, key=lambda e: e.num_tokens)
     cores = os.cpu_count() or 1
@@ -63,13 +68,14 @@ def openvino_limit(bundle: Path, precision: str, encoded: Sequence, batch_sizes:
         def run(batch, compiled=compiled, free=free):
             req = free.pop()  # list.pop/append are atomic: one request per worker thread at a time
             try:
-                feed = {k: v for k, v in pad_batch(batch, manifest.pad_token_id).items() if k in names}
+                feed = {k: v for k, v in shape(pad_batch(batch, manifest.pad_token_id))[0].items() if k in names}
                 req.infer(feed)
                 return req.get_output_tensor(0).data
             finally:
                 free.append(req)
 
-        r = sweep(run, ordered, batch_sizes, workers, min_time_s, f"openvino {precision} ({workers} x {threads})")
+        r = sweep(run, ordered, batch_sizes, workers, min_time_s,
+                  f"openvino{'-packed' if packed else ''} {precision} ({workers} x {threads})")
         r.update(workers=workers, threads=threads,
                  precision_used=_type_name(compiled.get_property("INFERENCE_PRECISION_HINT")))
         results.append(r)
@@ -107,7 +113,7 @@ def torch_limit(source_bundle: Path, precision: str, encoded: Sequence, batch_si
     return r
 
 
-def candidates(device: str, have_source: bool) -> list[tuple[str, str, str]]:
+def candidates(device: str, have_source: bool, bundle: Path | None = None) -> list[tuple[str, str, str]]:
     """(backend, precision, reason to skip or '') of every non-ORT limit this host could run."""
     out = []
     if device == "cpu":
@@ -118,6 +124,8 @@ def candidates(device: str, have_source: bool) -> list[tuple[str, str, str]]:
             ov_missing = "openvino not installed (pip install openvino)"
         out.append(("openvino", "fp32", ov_missing))
         out.append(("openvino", "bf16", ov_missing or ("" if cpu_bf16() else "CPU has no AVX-512 BF16 / AMX")))
+        if bundle is not None and (bundle / PACKED_FILE).is_file():  # a BERT classifier's packed graph
+            out += [("openvino-packed", p, why) for b, p, why in out[-2:]]
     no_source = "" if have_source else "no --source-bundle (the model bundle's weights)"
     for precision in ("fp32", "bf16") if device == "cpu" else ("fp32", "fp16"):
         skip = no_source or ("CPU has no AVX-512 BF16 / AMX" if precision == "bf16" and not cpu_bf16() else "")
@@ -128,7 +136,7 @@ def candidates(device: str, have_source: bool) -> list[tuple[str, str, str]]:
 def main(argv: list[str] | None = None) -> int:
     """Measure one (backend, precision) limit; print its JSON as the last line."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("backend", choices=["openvino", "torch"])
+    p.add_argument("backend", choices=["openvino", "openvino-packed", "torch"])
     p.add_argument("precision", choices=["fp32", "bf16", "fp16"])
     p.add_argument("--bundle", type=Path, required=True, help="ONNX bundle (tokenizer, model_fp32.onnx)")
     p.add_argument("--source-bundle", type=Path, help="model bundle (torch)")
@@ -142,8 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     encoded = Workload.load(args.bundle, args.data, args.max_texts, args.seed).encoded
     sizes = [int(s) for s in args.batch_sizes.split(",") if s.strip()]
-    if args.backend == "openvino":
-        r = openvino_limit(args.bundle, args.precision, encoded, sizes, args.min_time_s)
+    if args.backend.startswith("openvino"):
+        r = openvino_limit(args.bundle, args.precision, encoded, sizes, args.min_time_s,
+                           packed=args.backend == "openvino-packed")
     else:
         r = torch_limit(args.source_bundle, args.precision, encoded, sizes, args.min_time_s, args.device,
                         Manifest.load(args.bundle).pad_token_id)

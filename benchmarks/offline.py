@@ -82,7 +82,7 @@ def offline_limits(config: BenchConfig, data: Path, encoded, measured: dict[str,
         lim = best_limit(config.bundle, variant, encoded, threading, config.limit_batch_sizes, provider,
                          min_time_s=min(3.0, config.duration_s))
         rows.append(_row("onnxruntime", variant, lim))
-    for backend, precision, reason in candidates(config.device, config.source_bundle is not None):
+    for backend, precision, reason in candidates(config.device, config.source_bundle is not None, config.bundle):
         name = f"{backend} {precision}"
         if not config.other_backends_baseline:
             reason = reason or "--no-other-backends"

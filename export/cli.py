@@ -49,6 +49,8 @@ def register(subparsers) -> None:
     p.add_argument("--calibration-texts", dest="calibration_texts_file", default=None,
                    help=help_of["calibration_texts_file"])
     p.add_argument("--no-openvino-int8", dest="openvino_int8", action="store_false", help=help_of["openvino_int8"])
+    p.add_argument("--no-openvino-packed", dest="openvino_packed", action="store_false",
+                   help=help_of["openvino_packed"])
     p.add_argument("--int8-block-size", type=int, default=32, help=help_of["int8_block_size"])
     p.add_argument("--int8-no-per-channel", dest="int8_per_channel", action="store_false", help="per-tensor int8 scales")
     p.add_argument("--int8-reduce-range", action="store_true", help=help_of["int8_reduce_range"])
@@ -88,6 +90,7 @@ def config_from_args(args: argparse.Namespace):
         parity_batch_size=args.parity_batch_size, tolerances=tolerances, int8_per_channel=args.int8_per_channel,
         int8_method=args.int8_method, int8_block_size=args.int8_block_size, int8_keep_fp32=args.int8_keep_fp32,
         calibration_texts_file=args.calibration_texts_file, openvino_int8=args.openvino_int8,
+        openvino_packed=args.openvino_packed,
         int8_reduce_range=args.int8_reduce_range, throughput=args.throughput,
         bench_batch_size=args.bench_batch_size, bench_seq_len=args.bench_seq_len,
         bench_min_time_s=args.bench_min_time_s, overwrite=args.overwrite,

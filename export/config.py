@@ -160,6 +160,8 @@ class ExportConfig:
         "default: the parity texts). Pass training data to keep the parity texts unseen.", None)
     openvino_int8: bool = _help("an OpenVINO int8 IR by NNCF post-training quantization on the calibration texts "
                                 "(when openvino and nncf are installed), served only if it passes the int8 gates", True)
+    openvino_packed: bool = _help("for BERT classifiers, a packed OpenVINO graph (several texts per row, no padding "
+                                  "between them; model_fp32_packed.onnx), served only if it passes its gates", True)
     int8_block_size: int = _help("int8 blockwise: weights per scale along K (power of two >= 16)", 32)
     int8_per_channel: bool = _help("int8 dynamic: per-channel weight scales", True)
     int8_reduce_range: bool = _help("int8 dynamic: 7-bit weights, avoids VNNI-less saturation on old CPUs", False)

@@ -7,7 +7,9 @@ the server's own encoding (the parity runs of :mod:`rewardserve.export.parity`):
   runs on CUDA, otherwise on the CPU provider and the combination says it is unverified on CUDA;
 * OpenVINO (when installed): the fp32 variant at fp32 and, on CPUs with native bf16, at bf16,
   gated by the ``bf16_*`` tolerances; with nncf installed, an int8 IR (NNCF post-training
-  quantization, :mod:`rewardserve.export.openvino_int8`) gated by the ``int8_*`` tolerances.
+  quantization, :mod:`rewardserve.export.openvino_int8`) gated by the ``int8_*`` tolerances;
+  for BERT classifiers, the packed graph (:mod:`rewardserve.export.packed`) at fp32 and bf16,
+  its parity run on the same padded batches, which its backend packs.
 
 Speed is one single-threaded backend on the reference batch, as many rows as the runtime's auto
 token budget holds (``backends.choice.measure_feeds``): the same measurement a server repeats
@@ -31,6 +33,7 @@ import numpy as np
 from rewardserve.export import openvino_int8
 from rewardserve.export.config import ExportConfig
 from rewardserve.export.onnx_export import SourceModel
+from rewardserve.export.packed import PACKED_FILE, export_packed, packable
 from rewardserve.export.parity import ParityRun, backend_logits, compare, gate, onnx_logits
 from rewardserve.service.backends.choice import measure_feeds, race
 from rewardserve.service.config import Provider
@@ -93,12 +96,15 @@ def record_combinations(config: ExportConfig, source: SourceModel, files: dict[P
                                     "CPUExecutionProvider", UNVERIFIED_CUDA))
     if Precision.fp32 in files:  # OpenVINO's combinations belong to the fp32 model
         out += _openvino(config, files[Precision.fp32], runs, ref_logits, kind, idx)
+        if config.openvino_packed and importlib.util.find_spec("openvino") is not None and packable(source.model):
+            packed = export_packed(source, unoptimized.parent / PACKED_FILE, config.opset)
+            out += _openvino(config, packed, runs, ref_logits, kind, idx, packed=True)
         if config.openvino_int8 and openvino_int8.available():
             out.append(_openvino_int8(config, unoptimized, calibration, runs, ref_logits, kind, idx))
     return _with_speed(out, files, reference, config, cuda)
 
 
-def _openvino(config: ExportConfig, path: Path, runs, ref_logits, kind, idx) -> list[Combination]:
+def _openvino(config: ExportConfig, path: Path, runs, ref_logits, kind, idx, packed: bool = False) -> list[Combination]:
     if importlib.util.find_spec("openvino") is None:
         logger.info("  openvino is not installed: no OpenVINO combinations (pip install 'rewardserve[cpu]')")
         return []
@@ -108,12 +114,13 @@ def _openvino(config: ExportConfig, path: Path, runs, ref_logits, kind, idx) -> 
     for precision in (ServedPrecision.fp32, ServedPrecision.bf16):
         if precision is ServedPrecision.bf16 and not has_native_bf16():
             out.append(Combination(Runtime.openvino, precision, Precision.fp32, failure="bf16: not checked: this "
-                                   "CPU has no native bf16 (AVX-512 BF16 or AMX)"))
+                                   "CPU has no native bf16 (AVX-512 BF16 or AMX)", packed=packed))
             continue
         backend = OpenVinoBackend(path, precision.value, threads=1)
         metrics = compare(ref_logits, backend_logits(backend, runs), kind, idx)
-        out.append(_combination(Runtime.openvino, precision, Precision.fp32, "cpu", metrics,
-                                gate(precision, metrics, config.tolerances), config, backend.provider))
+        c = _combination(Runtime.openvino, precision, Precision.fp32, "cpu", metrics,
+                         gate(precision, metrics, config.tolerances), config, backend.provider, packed=packed)
+        out.append(replace(c, file=path.name, sha256=combination_sha256(path)) if packed else c)
     return out
 
 
@@ -134,11 +141,12 @@ def _openvino_int8(config: ExportConfig, unoptimized: Path, calibration, runs, r
 
 
 def _combination(runtime: Runtime, precision, variant: Precision, device: str, metrics: dict, failure: str,
-                 config: ExportConfig, verified_on: str, note: str = "") -> Combination:
+                 config: ExportConfig, verified_on: str, note: str = "", packed: bool = False) -> Combination:
     metrics = {**metrics, "tolerances": config.tolerances.of(precision, metrics["prob_metric"])}
-    _log(runtime, precision, device, metrics, failure, note)
-    return Combination(runtime, ServedPrecision(getattr(precision, "value", precision)), variant, device,
-                       passed=not failure, failure=failure, parity=metrics, verified_on=verified_on, note=note)
+    c = Combination(runtime, ServedPrecision(getattr(precision, "value", precision)), variant, device,
+                    passed=not failure, failure=failure, parity=metrics, verified_on=verified_on, note=note, packed=packed)
+    _log(c, metrics, failure)
+    return c
 
 
 def _with_speed(combinations: list[Combination], files: dict, reference: dict[str, np.ndarray],
@@ -174,7 +182,7 @@ def _cuda_available() -> bool:
     return "CUDAExecutionProvider" in ort.get_available_providers()
 
 
-def _log(runtime, precision, device, metrics: dict, failure: str, note: str) -> None:
-    logger.info("  %s:%s:%s max|dlogit|=%.3g %s=%.4f -> %s%s", runtime.value, getattr(precision, "value", precision),
-                device, metrics["max_abs_logit_diff"], metrics["agreement_metric"], metrics["agreement"],
-                "FAILED " + failure if failure else "ok", f" ({note})" if note else "")
+def _log(c: Combination, metrics: dict, failure: str) -> None:
+    logger.info("  %s max|dlogit|=%.3g %s=%.4f -> %s%s", c.key, metrics["max_abs_logit_diff"],
+                metrics["agreement_metric"], metrics["agreement"], "FAILED " + failure if failure else "ok",
+                f" ({c.note})" if c.note else "")

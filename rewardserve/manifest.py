@@ -117,8 +117,9 @@ class Combination:
     note: str = ""
     items_per_s: float = 0.0
     reference_tolerance: float | None = None
-    file: str = ""  # a file of its own (OpenVINO int8 IR), else the variant's file
+    file: str = ""  # a file of its own (OpenVINO int8 IR, the packed graph), else the variant's file
     sha256: str = ""  # of ``file`` (an IR: its .xml and .bin together, see combination_sha256)
+    packed: bool = False  # runs packed rows (export/packed.py): several items per row, no padding between
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "runtime", Runtime(self.runtime))
@@ -127,8 +128,8 @@ class Combination:
 
     @property
     def key(self) -> str:
-        """``runtime:precision:device``, e.g. ``openvino:bf16:cpu``."""
-        return f"{self.runtime.value}:{self.precision.value}:{self.device}"
+        """``runtime:precision:device[:packed]``, e.g. ``openvino:bf16:cpu``."""
+        return f"{self.runtime.value}:{self.precision.value}:{self.device}" + (":packed" if self.packed else "")
 
 
 def combination_sha256(path: str | Path) -> str:
@@ -231,9 +232,7 @@ class Manifest:
         """Return the variant of that precision, or raise BundleError naming what exists."""
         key = Precision(precision).value
         if key not in self.variants:
-            raise BundleError(
-                f"{Path(self.directory) / MANIFEST_FILE}: no {key} variant (has {sorted(self.variants)})"
-            )
+            raise BundleError(f"{Path(self.directory) / MANIFEST_FILE}: no {key} variant (has {sorted(self.variants)})")
         return self.variants[key]
 
     def to_dict(self) -> dict[str, Any]:

@@ -12,8 +12,10 @@ AUTO_WAIT_MS = {"cpu": 0.0, "cuda": 5.0}
 # HH dialogues (2 cores, fp32, 64 / 4 clients): 16384 -> 21 / 30 items/s at padding efficiency
 # 0.55 / 0.63; 1024 -> 23 / 14 at 0.91 / 0.64; 256 -> 30 / 28 at 0.99 / 0.95. GPUs need big batches.
 # OpenVINO bf16 gains from batches (MiniLM, HH, 2 x 1 thread: 46 items/s at batch 1, 94 at 16; ORT fp32 55 -> 39).
-AUTO_BATCH_TOKENS = {"cpu": 256, "cuda": 16384, "openvino": 2048}
-# Auto padding floor: a batch grows only while real / padded tokens stays at least this. On CPU
+# Packed rows (export/packed.py) have almost no padding, so a batch takes the queue's items up to
+# items x longest <= this budget (no padding floor applies).
+AUTO_BATCH_TOKENS = {"cpu": 256, "cuda": 16384, "openvino": 2048, "openvino-packed": 4096}
+# Auto padding floor (0 for packed rows): a batch grows only while real / padded tokens stays at least this. On CPU
 # padding is paid in full (OpenVINO bf16, 64 clients, 2 x 1 thread: batches of 10-16 at padding
 # efficiency 0.74 on HH and 0.52 on tweets reached 0.72x / 0.43x of the sorted offline limit); a
 # GPU gains from the batch more than it loses to padding (and pads to length buckets anyway).

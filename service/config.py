@@ -71,6 +71,10 @@ def _bool(value: Any) -> bool:
     raise ValueError(f"expected a boolean (true/false), got {value!r}")
 
 
+def _optional_bool(value: Any) -> bool | None:
+    return None if str(value).strip().lower() in ("auto", "") else _bool(value)
+
+
 def _optional_float(value: Any) -> float | None:
     return None if str(value).strip().lower() in ("auto", "") else float(value)
 
@@ -136,6 +140,8 @@ class ServiceConfig:
                                              "fp32 variant, CPUs with AVX-512 BF16/AMX)", parse_precision)
     provider: Provider = _opt(Provider.auto, "ONNX Runtime provider: auto|cpu|cuda (cuda stops if CUDA fails to "
                               "load; auto logs the fallback)", Provider)
+    packing: bool | None = _opt(None, "packed rows (BERT classifiers: several texts per row, no padding between "
+                                "them): auto (served where export measured it faster) | on | off", _optional_bool)
     selection_budget_s: float = _opt(20.0, "backend auto on a host unlike the export host: seconds per model to "
                                      "re-measure the combinations at load", float)
     intra_op_threads: int = _opt(0, "ONNX Runtime threads per inference (0: auto: 1 on CPU when workers are "
@@ -265,14 +271,15 @@ class ServiceConfig:
         """How quick a batch must be expected to be to run on the event loop: the set value, or auto."""
         return auto.AUTO_INLINE_MS[Provider(provider).value] if self.inline_batch_ms is None else self.inline_batch_ms
 
-    def padding_floor(self, provider: Provider) -> float:
-        """The least padding efficiency a batch may grow to: the set value, or auto for the provider."""
-        floor = self.min_padding_efficiency
-        return auto.AUTO_PADDING_FLOOR[Provider(provider).value] if floor is None else floor
+    def padding_floor(self, provider: Provider, packed: bool = False) -> float:
+        """The least padding efficiency a batch may grow to: the set value, or auto for the provider (0 packed)."""
+        if self.min_padding_efficiency is not None:
+            return self.min_padding_efficiency
+        return 0.0 if packed else auto.AUTO_PADDING_FLOOR[Provider(provider).value]
 
-    def batch_tokens(self, provider: Provider, max_length: int, runtime: Runtime | None = None) -> int:
+    def batch_tokens(self, provider: Provider, max_length: int, runtime: Runtime | None = None, packed=False) -> int:
         """The token budget of one model's batches: the set value, or auto for the backend and provider."""
-        key = "openvino" if runtime is Runtime.openvino else Provider(provider).value
+        key = "openvino-packed" if packed else "openvino" if runtime is Runtime.openvino else Provider(provider).value
         return self.max_batch_tokens or max(auto.AUTO_BATCH_TOKENS[key], max_length)
 
     @classmethod

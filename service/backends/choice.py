@@ -4,7 +4,8 @@ Export records every combination's parity and speed with a host fingerprint, and
 inputs and PyTorch logits (``manifest.reference_logits``). At load, among the combinations that
 passed parity and can run here (the runtime installed, native bf16 for bf16, CUDA for cuda):
 
-* ``--backend X --precision Y`` serves exactly that one (refused if it failed parity);
+* ``--backend X --precision Y`` serves exactly that one (refused if it failed parity); ``--packing on|off``
+  keeps only the packed (or the padded) combinations;
 * otherwise, on the export host, the fastest recorded one (static preference when export did
   not measure speed); on another host each candidate is re-measured, single-threaded on the
   reference batch, within ``selection_budget_s`` in all;
@@ -154,8 +155,9 @@ def serve_combination(directory: Path, manifest: Manifest, config: ServiceConfig
         return _legacy(directory, manifest, config, device)
     candidates, excluded = _candidates(manifest, config, device)
     if not candidates:
+        packing = {None: "", True: ", packed"}.get(config.packing, ", unpacked")
         raise BundleError(f"{directory / MANIFEST_FILE}: no combination to serve for backend "
-                          f"{config.backend or 'auto'}, precision {config.precision or 'auto'} on {device.value}: "
+                          f"{config.backend or 'auto'}, precision {config.precision or 'auto'}{packing} on {device.value}: "
                           + "; ".join(f"{k}: {why}" for k, why in excluded.items()))
     reference = load_reference(directory, manifest)
     ranked, reason = _rank(candidates, manifest, config, directory, reference)
@@ -189,7 +191,7 @@ def _on_cpu(config: ServiceConfig) -> ServiceConfig:
 
 def _legacy(directory: Path, manifest: Manifest, config: ServiceConfig, device: Provider) -> Served:
     """A bundle without combinations: ONNX Runtime variants, chosen as before."""
-    if config.backend is Runtime.openvino or config.precision is ServedPrecision.bf16:
+    if config.backend is Runtime.openvino or config.precision is ServedPrecision.bf16 or config.packing:
         raise BundleError(f"{directory / MANIFEST_FILE}: exported before backends were recorded; only ONNX "
                           "Runtime can serve it (export it again for OpenVINO)")
     precision = None if config.precision is None else Precision(config.precision.value)
@@ -211,6 +213,8 @@ def _candidates(manifest: Manifest, config: ServiceConfig, device: Provider):
         if config.backend is not None and c.runtime is not config.backend:
             continue
         if config.precision is not None and c.precision is not config.precision:
+            continue
+        if config.packing is not None and c.packed is not config.packing:
             continue
         why = why_not_here(c, device) or ("" if _passed(c, manifest) or config.allow_failed_parity
                                           else f"failed parity ({c.failure or manifest.variant(c.variant).failure})")

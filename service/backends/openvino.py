@@ -9,6 +9,11 @@ reports as the ``BF16`` optimization capability); elsewhere bf16 is refused rath
 Shapes stay dynamic (batch and sequence): OpenVINO's CPU plugin caches the kernels of each
 shape it has seen, so the engine's right-padded batches need no buckets here.
 
+A packed graph (``model_fp32_packed.onnx``, inputs with ``segment_starts``; ``export/packed.py``)
+is run on packed rows: ``run`` packs the padded batch it is given and returns its items' logits
+in order (:mod:`~rewardserve.service.backends.packing`), so parity, the reference check and
+serving call it like any backend. Its provider ends in ``:packed``.
+
 Concurrency: one compiled model with ``streams`` infer requests. ``run`` may be called from
 several worker threads at once; each call takes a free request from a pool (an infer request
 is not thread-safe). For one worker per core, ``streams = workers`` with one thread each;
@@ -24,12 +29,13 @@ from pathlib import Path
 
 import numpy as np
 import openvino as ov
+from rewardserve.service.backends.packing import SEGMENT_STARTS, pack, unpack
 
 from rewardserve.bundle import BundleError
 
 logger = logging.getLogger(__name__)
 
-KNOWN_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
+KNOWN_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", SEGMENT_STARTS)
 PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "bf16"}  # int8 IR: the ops left unquantized in bf16
 DEVICE = "CPU"
 
@@ -92,7 +98,9 @@ class OpenVinoBackend:
         actual = self.compiled.get_property("INFERENCE_PRECISION_HINT")
         compute = "bf16" if actual == ov.Type.bf16 else "fp32"
         self.precision = "int8" if precision == "int8" else compute
-        self.provider = f"OpenVINO:{DEVICE}:{self.precision}" + (f"+{compute}" if precision == "int8" else "")
+        self.packed = SEGMENT_STARTS in self.input_names
+        self.provider = (f"OpenVINO:{DEVICE}:{self.precision}" + (f"+{compute}" if precision == "int8" else "")
+                         + (":packed" if self.packed else ""))
         self.streams = int(self.compiled.get_property("NUM_STREAMS"))
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
         for _ in range(max(1, self.streams)):
@@ -102,10 +110,15 @@ class OpenVinoBackend:
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         """Run a padded batch and return float32 logits, one row per batch row."""
+        where = None
+        if self.packed:
+            inputs, where = pack(inputs)
         feed = {k: v for k, v in inputs.items() if k in self.input_names}
         request = self._requests.get()  # blocks while every request is busy
         try:
             logits = np.array(request.infer(feed)[self._output], np.float32)  # a copy: the request reuses its buffer
         finally:
             self._requests.put(request)
+        if where is not None:
+            return unpack(logits, where)
         return logits if logits.ndim == 2 else logits.reshape(logits.shape[0], -1)

@@ -31,6 +31,11 @@ class Served:
     note: str = ""  # e.g. "fp16 parity measured on CPU, unverified on CUDA"
 
     @property
+    def packed(self) -> bool:
+        """Whether the backend runs packed rows (several items per row, no padding between them)."""
+        return bool(getattr(self.backend, "packed", False))
+
+    @property
     def execution_provider(self) -> str:
         """What GetModel reports: the backend's provider, with the parity note if any."""
         return f"{self.backend.provider} ({self.note})" if self.note else self.backend.provider

@@ -64,7 +64,8 @@ class Batcher:
         await batcher.stop()                   # runs what was accepted, then returns
     """
 
-    padded_length = staticmethod(lambda longest: longest)  # the length a batch runs at (a backend's buckets)
+    # Tokens a batch of items of these lengths runs: items x the longest, or a backend's (buckets, packed rows).
+    padded_tokens = staticmethod(lambda lengths: len(lengths) * max(lengths))
 
     def __init__(self, name: str, run_batch: RunBatch, metrics: ServiceMetrics, *, max_batch_items: int,
                  max_batch_tokens: int, max_wait_ms: float, max_queue_items: int, workers: int = 1,
@@ -256,7 +257,7 @@ class Batcher:
         """
         if not self.inline_max_s or self.max_wait_s or self._seconds_per_token is None:
             return False
-        padded = len(batch) * self.padded_length(max(p.item.num_tokens for p in batch))
+        padded = self.padded_tokens([p.item.num_tokens for p in batch])
         return padded * self._seconds_per_token <= self.inline_max_s
 
     def _run(self, batch: list[_Pending]) -> tuple[list[Encoded], Sequence | Exception, float]:
@@ -289,7 +290,7 @@ class Batcher:
                 if not p.future.done():
                     p.future.set_exception(out)
             return
-        padded = len(items) * self.padded_length(max(it.num_tokens for it in items))  # bucket rounding counts
+        padded = self.padded_tokens([it.num_tokens for it in items])  # bucket rounding counts
         self._observe_batch(len(items), sum(it.num_tokens for it in items), padded, seconds)
         per_token, last = seconds / padded, self._seconds_per_token
         self._seconds_per_token = per_token if last is None else 0.8 * last + 0.2 * per_token

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from rewardserve.service.backends.base import Backend, Served, open_backend
 from rewardserve.service.backends.choice import choose_variant  # noqa: F401 (callers import it from here)
+from rewardserve.service.backends.packing import packed_tokens
 from rewardserve.service.config import ModelErrorPolicy, ModelSource, ServiceConfig
 from rewardserve.service.domain import (
     Encoded,
@@ -101,11 +102,13 @@ class ScoringModel:
         batcher = Batcher(
             source.name, padded(backend, manifest.pad_token_id, spec.max_length), metrics,
             max_batch_items=config.max_batch_items, max_wait_ms=config.wait_ms(served.device),
-            max_batch_tokens=config.batch_tokens(served.device, spec.max_length, served.runtime),
+            max_batch_tokens=config.batch_tokens(served.device, spec.max_length, served.runtime, served.packed),
             max_queue_items=config.max_queue_items, workers=workers, rows=lambda logits: batch_rows(logits, spec),
-            min_padding_efficiency=config.padding_floor(served.device), inline_max_ms=config.inline_ms(served.device),
+            min_padding_efficiency=config.padding_floor(served.device, served.packed),
+            inline_max_ms=config.inline_ms(served.device),
         )
-        batcher.padded_length = lambda n: padded_length(n, backend.pad_to_multiple, spec.max_length)
+        batcher.padded_tokens = packed_tokens if served.packed else (  # what a batch runs: rows, buckets
+            lambda lengths: len(lengths) * padded_length(max(lengths), backend.pad_to_multiple, spec.max_length))
         model = cls(source.name, spec, variant, encoder, backend, batcher, prep_pool, config.max_text_chars, served)
         metrics.set_model_info(
             source.name, {"path": str(directory), "precision": served.precision.value, "provider": backend.provider,

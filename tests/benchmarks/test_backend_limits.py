@@ -25,6 +25,14 @@ def test_openvino_fp32_limit(tiny, capsys):
     assert {(a["workers"], a["threads"]) for a in r["alternatives"]} == {(cores, 1), (1, cores)}
 
 
+def test_openvino_packed_limit_runs_the_packed_graph(tiny, capsys):
+    pytest.importorskip("openvino")
+    r = _limit(capsys, tiny, "openvino-packed", "fp32")
+    assert r["backend"] == "openvino-packed" and r["precision_used"] == "f32" and r["items_per_s"] > 0
+    rows = {(b, p) for b, p, _ in backend_limits.candidates("cpu", True, tiny["onnx"])}
+    assert {("openvino-packed", "fp32"), ("openvino-packed", "bf16")} <= rows  # the tiny BERT bundle has one
+
+
 def test_torch_fp32_limit_with_sdpa(tiny, capsys):
     r = _limit(capsys, tiny, "torch", "fp32")
     assert r["attention"] == "sdpa" and r["n_items"] == 8 and r["items_per_s"] > 0
@@ -34,4 +42,5 @@ def test_candidates_name_why_they_cannot_run():
     rows = {(b, p): why for b, p, why in backend_limits.candidates("cpu", have_source=False)}
     assert rows[("torch", "fp32")].startswith("no --source-bundle")
     assert ("openvino", "bf16") in rows and ("torch", "bf16") in rows
+    assert not any(b == "openvino-packed" for b, _ in rows)  # no bundle named: no packed graph to run
     assert [(b, p) for b, p, _ in backend_limits.candidates("cuda", True)] == [("torch", "fp32"), ("torch", "fp16")]

@@ -123,3 +123,32 @@ def test_truncation_side_of_the_spec_is_what_parity_encodes(tiny_bundle):
     source.tokenizer.truncation_side = source.spec.truncation_side.value
     hf = source.tokenizer(long_text, truncation=True, max_length=source.spec.max_length)["input_ids"]
     assert ours.ids.tolist() == hf and ours.truncated and source.spec.truncation_side in tuple(Truncation)
+
+
+def test_bert_classifiers_get_a_packed_graph_that_scores_like_the_padded_one(exported):
+    pytest.importorskip("openvino", reason="openvino is not installed (the cpu extra)")
+    from rewardserve.export.packed import PACKED_FILE
+    from rewardserve.service.backends.openvino import OpenVinoBackend
+
+    from rewardserve.manifest import combination_sha256
+
+    bundle, manifest = exported("bert", "classifier")
+    packed = next(c for c in manifest.combinations if c.key == "openvino:fp32:cpu:packed")
+    assert packed.passed and packed.packed and packed.file == PACKED_FILE and packed.items_per_s > 0
+    path = f"{manifest.directory}/{PACKED_FILE}"
+    assert packed.sha256 == combination_sha256(path) and packed.parity["max_abs_logit_diff"] <= 1e-4
+    # Mixed lengths: the rows the backend packs hold several texts; each scores as it does alone, padded.
+    encoder = _encoder(bundle)
+    texts = ["short", "a much longer text " * 5, "mid length text here", "x", "another one " * 3]
+    batch = pad_batch(encoder.encode_batch(texts, Truncation.right), manifest.pad_token_id)
+    backend = OpenVinoBackend(path, "fp32", threads=1)
+    assert backend.provider == "OpenVINO:CPU:fp32:packed"
+    expected = OpenVinoBackend(manifest.variant("fp32").path(manifest.directory), "fp32", threads=1).run(batch)
+    np.testing.assert_allclose(backend.run(batch), expected, atol=1e-4)
+
+
+def test_decoders_are_not_packed(tiny_bundle):
+    from rewardserve.export.packed import packable
+
+    assert packable(load_source(tiny_bundle("bert", "pairwise")).model)
+    assert not packable(load_source(tiny_bundle("gpt2", "pairwise")).model)  # last-token pooling, causal mask

@@ -28,7 +28,7 @@ def _copy(bundles, tmp_path, edit=None):
     bundle = shutil.copytree(bundles["pairwise"], tmp_path / "b")
     data = json.loads((bundle / "manifest.json").read_text())
     for c in data["combinations"]:
-        key = f"{c['runtime']}:{c['precision']}:{c['device']}"
+        key = f"{c['runtime']}:{c['precision']}:{c['device']}" + (":packed" if c.get("packed") else "")
         c.update(edit(key, c) if edit else {})
     (bundle / "manifest.json").write_text(json.dumps(data))
     return bundle
@@ -84,11 +84,12 @@ def test_another_host_re_measures_within_the_budget(bundles, tmp_path, monkeypat
 
 
 def test_explicit_backend_and_precision_and_failed_parity(bundles, tmp_path):
-    bundle = _copy(bundles, tmp_path, lambda key, c: {"passed": key != "openvino:bf16:cpu",
+    bundle = _copy(bundles, tmp_path, lambda key, c: {"passed": "bf16" not in key,
                                                       "failure": "bf16: agreement 0.5" if "bf16" in key else ""})
-    assert _load(bundle, backend="openvino", precision="fp32").backend.provider == "OpenVINO:CPU:fp32"
+    # Packed or not, whichever was faster at export: both are OpenVINO fp32.
+    assert _load(bundle, backend="openvino", precision="fp32").backend.provider.startswith("OpenVINO:CPU:fp32")
     assert _load(bundle, backend="onnxruntime", precision="int8").backend.path.name == "model_int8.onnx"
-    with pytest.raises(BundleError, match=r"openvino:bf16:cpu: failed parity \(bf16: agreement 0.5\)"):
+    with pytest.raises(BundleError, match=r"openvino:bf16:cpu(:packed)?: failed parity \(bf16: agreement 0.5\)"):
         _load(bundle, backend="openvino", precision="bf16")
 
 
@@ -127,6 +128,42 @@ def test_openvino_int8_serves_its_own_file_and_a_changed_file_is_refused(bundles
         f.write(b"\0")
     with pytest.raises(BundleError, match=r"model_openvino_int8.xml: missing or changed since export"):
         _load(bundle, backend="openvino", precision="int8")
+
+
+def test_a_packed_combination_batches_without_a_padding_floor_and_counts_its_rows(bundles, tmp_path):
+    import asyncio
+
+    from rewardserve.service.domain import ScoreOptions
+
+    from rewardserve.formatting import TextItem
+
+    model = _load(_copy(bundles, tmp_path, _speeds("openvino:fp32:cpu:packed")), min_padding_efficiency=None)
+    assert model.backend.provider == "OpenVINO:CPU:fp32:packed" and model.served.packed
+    assert model.batcher.min_padding_efficiency == 0.0  # rows are packed: padding between items is gone
+    assert model.batcher.max_batch_tokens == AUTO_BATCH_TOKENS["openvino-packed"]
+    assert model.batcher.padded_tokens([20, 10, 5]) == 35  # one packed row, not 3 x 20
+    # --packing off: the fastest padded one, with the padding floor and items x longest.
+    def speeds(key, c):
+        return {"passed": True, "failure": "", "items_per_s": {"openvino:fp32:cpu:packed": 100.0,
+                                                               "openvino:fp32:cpu": 50.0}.get(key, 10.0)}
+
+    padded = _load(_copy(bundles, tmp_path / "p", speeds), min_padding_efficiency=None, packing="off")
+    assert padded.backend.provider == "OpenVINO:CPU:fp32" and not padded.served.packed
+    assert padded.batcher.min_padding_efficiency > 0 and padded.batcher.padded_tokens([20, 10, 5]) == 60
+    texts = ["short", "a much longer text " * 4, "mid length text", "x"]
+
+    async def score(m):
+        m.batcher.start()
+        try:
+            return await m.score([TextItem(t) for t in texts], ScoreOptions(), deadline=float("inf"))
+        finally:
+            await m.batcher.stop()
+
+    got, expected = asyncio.run(score(model)), asyncio.run(score(padded))
+    for a, b in zip(got, expected, strict=True):
+        assert a.logits == pytest.approx(b.logits, abs=1e-4)
+    with pytest.raises(BundleError, match=r"no combination to serve for backend auto, precision auto, packed on cpu"):
+        _load(bundles["gpt2"], packing="on")  # decoders have no packed graph
 
 
 def test_config_refuses_combinations_that_cannot_go_together():

@@ -7,7 +7,7 @@ import json
 import pytest
 from rewardserve.service.config import ModelSource, Provider, ServiceConfig
 
-from rewardserve.manifest import ServedPrecision
+from rewardserve.manifest import Runtime, ServedPrecision
 
 M = (ModelSource("a", "/x"),)
 
@@ -81,3 +81,14 @@ def test_padding_floor_auto_per_provider_set_and_bounded():
     assert ServiceConfig.from_sources({"models": ["a=/x"], "min_padding_efficiency": "0.5"}).padding_floor("cuda") == 0.5
     with pytest.raises(ValueError, match="min_padding_efficiency must be between 0 and 1, got 1.5"):
         ServiceConfig(models=M, min_padding_efficiency=1.5)
+
+
+def test_packing_auto_on_off_and_what_it_sets():
+    assert ServiceConfig(models=M).packing is None  # auto: served where export measured it faster
+    assert ServiceConfig(models=M, packing="on").packing is True and ServiceConfig(models=M, packing="off").packing is False
+    with pytest.raises(ValueError, match=r"packing: expected a boolean \(true/false\), got 'sometimes'"):
+        ServiceConfig(models=M, packing="sometimes")
+    c = ServiceConfig(models=M)
+    assert c.padding_floor(Provider.cpu, packed=True) == 0.0  # packed rows: no padding between items to bound
+    assert c.batch_tokens(Provider.cpu, 64, Runtime.openvino, packed=True) > c.batch_tokens(Provider.cpu, 64, Runtime.openvino)
+    assert ServiceConfig(models=M, min_padding_efficiency=0.5).padding_floor(Provider.cpu, packed=True) == 0.5  # set
