@@ -72,7 +72,10 @@ def _bool(value: Any) -> bool:
 
 
 def _optional_bool(value: Any) -> bool | None:
-    return None if str(value).strip().lower() in ("auto", "") else _bool(value)
+    try:
+        return None if str(value).strip().lower() in ("auto", "") else _bool(value)
+    except ValueError:
+        raise ValueError(f"expected auto, on or off, got {value!r}") from None
 
 
 def _optional_float(value: Any) -> float | None:
@@ -212,10 +215,8 @@ class ServiceConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_items_per_request > self.max_queue_items:
-            raise ValueError(
-                f"max_items_per_request ({self.max_items_per_request}) must be <= max_queue_items "
-                f"({self.max_queue_items}), or a full request could never be queued"
-            )
+            raise ValueError(f"max_items_per_request ({self.max_items_per_request}) must be <= max_queue_items "
+                             f"({self.max_queue_items}), or a full request could never be queued")
         for name in ("intra_op_threads", "inference_workers", "processes", "cpus"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0 (0: auto), got {getattr(self, name)}")
@@ -240,10 +241,8 @@ class ServiceConfig:
     def check_max_length(self, model: str, max_length: int) -> None:
         """Raise ValueError unless one model's longest input fits in a batch."""
         if self.max_batch_tokens and self.max_batch_tokens < max_length:  # auto (0) adapts to max_length
-            raise ValueError(
-                f"max_batch_tokens must be >= max_length of every model: {model} has max_length "
-                f"{max_length}, max_batch_tokens is {self.max_batch_tokens}"
-            )
+            raise ValueError(f"max_batch_tokens must be >= max_length of every model: {model} has max_length "
+                             f"{max_length}, max_batch_tokens is {self.max_batch_tokens}")
 
     def threading(self, provider: Provider, cores: int | None = None) -> tuple[int, int]:
         """(inference workers, intra-op threads) of one model: the set values, or auto for the provider.

@@ -86,7 +86,7 @@ def test_padding_floor_auto_per_provider_set_and_bounded():
 def test_packing_auto_on_off_and_what_it_sets():
     assert ServiceConfig(models=M).packing is None  # auto: served where export measured it faster
     assert ServiceConfig(models=M, packing="on").packing is True and ServiceConfig(models=M, packing="off").packing is False
-    with pytest.raises(ValueError, match=r"packing: expected a boolean \(true/false\), got 'sometimes'"):
+    with pytest.raises(ValueError, match=r"packing: expected auto, on or off, got 'sometimes'"):
         ServiceConfig(models=M, packing="sometimes")
     c = ServiceConfig(models=M)
     assert c.padding_floor(Provider.cpu, packed=True) == 0.0  # packed rows: no padding between items to bound
