@@ -38,6 +38,7 @@ class Backend(Protocol):
     path: Path  # the variant file
     provider: str  # where it actually runs (never what was merely asked for), e.g. "OpenVINO:CPU:bf16"
     pad_to_multiple: int  # 0: pad to the batch's longest; k: to a multiple of k (bounded shapes)
+    packed: bool  # run() packs the padded batch into rows of several items (backends/packing.py)
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         """Float32 logits, one row per batch row, in order (inputs the model lacks are ignored)."""

@@ -59,6 +59,8 @@ class OrtBackend:
         logits = backend.run(pad_batch(encoder.encode_batch(["a", "b"], Truncation.left), pad_id=0))
     """
 
+    packed = False  # padded rows only (packing is OpenVINO's: backends/packing.py)
+
     def __init__(self, path: str | Path, provider: Provider, intra_op_threads: int = 0, cpu_fallback: bool = False,
                  cuda_graphs_rows: int = 0):
         path = Path(path)

@@ -33,7 +33,7 @@ class Served:
     @property
     def packed(self) -> bool:
         """Whether the backend runs packed rows (several items per row, no padding between them)."""
-        return bool(getattr(self.backend, "packed", False))
+        return self.backend.packed
 
     @property
     def execution_provider(self) -> str:

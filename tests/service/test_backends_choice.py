@@ -116,6 +116,8 @@ def test_a_bundle_exported_before_combinations_serves_onnxruntime_as_before(bund
     assert model.backend.provider == "CPUExecutionProvider" and model.info.precision == "int8"
     with pytest.raises(BundleError, match="exported before backends were recorded"):
         _load(bundle, backend="openvino")
+    with pytest.raises(BundleError, match="exported before backends were recorded"):
+        _load(bundle, packing="on")  # not a quiet fall back to padded ONNX Runtime
 
 
 def test_openvino_int8_serves_its_own_file_and_a_changed_file_is_refused(bundles, tmp_path):
