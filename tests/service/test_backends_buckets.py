@@ -41,7 +41,7 @@ class Recording:
     """A real backend that asks for buckets of 16 and records every shape it runs."""
 
     def __init__(self, inner):
-        self.inner, self.path, self.provider = inner, inner.path, inner.provider
+        self.inner, self.path, self.provider, self.packed = inner, inner.path, inner.provider, inner.packed
         self.pad_to_multiple = 16
         self.shapes: list[tuple[int, int]] = []
 
