@@ -27,7 +27,8 @@ AUTO_PADDING_FLOOR = {"cpu": 0.8, "cuda": 0.0}
 AUTO_INLINE_MS = {"cpu": 2.0, "cuda": 0.0}
 # gRPC listeners per process (grpc_listeners; service/edge/listeners.py): grpc.aio accepts one call per
 # event-loop turn and server, so single-item floods ran batches of 1.05. Tiny bundle, 2 processes,
-# this 2-core VM, three A/B runs of 1 against 4 (benchmarks/README.md, "Several gRPC listeners"):
-# 256 clients ran faster with 4 in 4 of 5 repetitions (mean batch 1.6-2.5); a lone client's
-# figures crossed over between runs (the VM's noise), and a no-op server's lone call cost the same.
-DEFAULT_GRPC_LISTENERS = 4
+# this 2-core VM (benchmarks/README.md, "Several gRPC listeners" and "Sixteen listeners"): 4 beat 1
+# at 256 clients in 4 of 5 repetitions; 16 beat 4 in 4 of 5 (by 2-19%, mean batch 2.3-2.7 against
+# 1.7-2.3); a lone client, and toxicity at 64 clients, ran alike. The bench's clients open 8
+# connections per process, so more than 16 listeners would mostly sit without one.
+DEFAULT_GRPC_LISTENERS = 16

@@ -8,13 +8,14 @@ connection to one of them) each keep a call request open in gRPC core; in the sa
 they hand over several calls per turn, which batch together. Every listener serves every service.
 
 Measured on the tiny bundle, 2 processes on a 2-core VM (benchmarks/README.md, "Several gRPC
-listeners"; three A/B runs of 1 against 4): 256 single-item clients ran faster with 4 listeners
-in 4 of 5 repetitions (mean batch 1.6-2.5 against 1.05). A lone client was ahead with either
-setting in about half the repetitions (the VM's noise), and HH at 64 clients ran alike.
+listeners" and "Sixteen listeners"): 256 single-item clients ran faster with 4 listeners than
+with 1 in 4 of 5 repetitions (mean batch 1.6-2.5 against 1.05), and with 16 than with 4 in 4 of
+5 (by 2-19%). A lone client ran alike with any of them (the VM's noise), and so did HH and
+toxicity at 64 clients, whose batches the model's own time forms. An idle listener costs nothing.
 
 Example::
 
-    servers, port = await start_listeners(4, "0.0.0.0", 50051, security, register, shared=False)
+    servers, port = await start_listeners(16, "0.0.0.0", 50051, security, register, shared=False)
     await stop_listeners(servers, grace_s=5.0)
 """
 

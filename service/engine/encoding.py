@@ -1,8 +1,8 @@
 """Fast-tokenizer wrapper: batch encoding with per-call truncation and no per-item padding.
 
 Padding happens per batch (:func:`pad_batch`, called when a batch runs), so each item keeps only
-its own tokens and the batcher can group items by length. ``encode_batch`` of the ``tokenizers`` library runs in
-Rust without the GIL, so calling it from a worker thread keeps the event loop free.
+its own tokens and the batcher can group items by length. ``encode_batch_fast`` of the ``tokenizers`` library runs
+in Rust without the GIL, so calling it from a worker thread keeps the event loop free.
 
 A text much longer than ``max_length`` tokens is tokenized only near the end it keeps: a window
 of :data:`WINDOW_CHARS_PER_TOKEN` characters per kept token, cut at whitespace. For tokenizers whose
@@ -102,7 +102,8 @@ class TextEncoder:
         # Same steps as the tokenizer's own truncation: cut the content to the budget left
         # by the special tokens, then add them, so results match training's tokenization.
         windows = [self._windowed(t, truncation) for t in texts]
-        encodings = self._tok.encode_batch(windows, add_special_tokens=False)
+        # _fast: no character offsets, which nothing here reads, so less work per text.
+        encodings = self._tok.encode_batch_fast(windows, add_special_tokens=False)
         out = []
         for i, enc in enumerate(encodings):
             window = windows[i]
