@@ -9,6 +9,10 @@ subprocess (``python -m`` this module), so torch's OpenMP pool and OpenVINO's th
   ``INFERENCE_PRECISION_HINT`` f32 or bf16 (bf16 only where the CPU offers it: OpenVINO would
   otherwise run f32 and call it bf16); one infer request per worker thread, like the server's
   inference workers; one worker per core x 1 thread and 1 worker x every core are both tried.
+- ``openvino int8``: the bundle's NNCF int8 IR (``model_openvino_int8.xml``; packed:
+  ``model_openvino_int8_packed.xml``), its other ops at bf16 where the CPU offers it, as the
+  server runs it; measured only where its combination passed parity (an int8 that fails its
+  gates is no speed a server may serve), else listed with the failure.
 - ``openvino-packed``: the same on the bundle's packed graph (``model_fp32_packed.onnx``, BERT
   classifiers): each sorted batch packed into rows as the server's backend packs it.
 - ``torch``: ``AutoModelForSequenceClassification`` from the model bundle, ``attn_implementation
@@ -31,11 +35,12 @@ from pathlib import Path
 from rewardserve.benchmarks.hardware import cpu_bf16
 from rewardserve.benchmarks.limit import sweep
 from rewardserve.benchmarks.workload import Workload
+from rewardserve.export.openvino_int8 import OPENVINO_INT8_FILE, OPENVINO_INT8_PACKED_FILE
 from rewardserve.export.packed import PACKED_FILE
 from rewardserve.service.backends.packing import pack
 from rewardserve.service.engine.encoding import pad_batch
 
-from rewardserve.manifest import Manifest
+from rewardserve.manifest import Manifest, Runtime, ServedPrecision
 
 logger = logging.getLogger(__name__)
 
@@ -47,21 +52,30 @@ def _type_name(t) -> str:
 
 def openvino_limit(bundle: Path, precision: str, encoded: Sequence, batch_sizes: Sequence[int],
                    min_time_s: float, packed: bool = False) -> dict:
-    """OpenVINO CPU on ``model_fp32.onnx`` (or the packed graph) at ``precision`` (fp32 | bf16), the better of two threadings."""
+    """OpenVINO CPU on ``model_fp32.onnx`` (or the packed graph) at ``precision`` (fp32 | bf16), or its int8 IR
+    (``int8``: the other ops at bf16 where the CPU has it), the better of two threadings."""
     import openvino as ov
+    from rewardserve.service.backends.openvino import DYNAMIC_QUANTIZATION_GROUP
 
     manifest = Manifest.load(bundle)
     core = ov.Core()
-    model = core.read_model(str(bundle / PACKED_FILE if packed else manifest.variant("fp32").path(bundle)))
+    if precision == "int8":
+        path = bundle / (OPENVINO_INT8_PACKED_FILE if packed else OPENVINO_INT8_FILE)
+    else:
+        path = bundle / PACKED_FILE if packed else manifest.variant("fp32").path(bundle)
+    model = core.read_model(str(path))
+    hint = "bf16" if precision == "bf16" or (precision == "int8" and cpu_bf16()) else "f32"
     shape = pack if packed else (lambda feeds: (feeds, None))
     names = [i.get_any_name() for i in model.inputs]
     ordered = sorted(encoded, key=lambda e: e.num_tokens)
     cores = os.cpu_count() or 1
     results = []
     for workers, threads in dict.fromkeys([(cores, 1), (1, cores)]):
-        compiled = core.compile_model(model, "CPU", {
-            "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
-            "NUM_STREAMS": str(workers), "INFERENCE_NUM_THREADS": str(workers * threads)})
+        config = {"INFERENCE_PRECISION_HINT": hint, "NUM_STREAMS": str(workers),
+                  "INFERENCE_NUM_THREADS": str(workers * threads)}
+        if precision == "int8":  # as the server's backend runs an int8 IR
+            config["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = str(DYNAMIC_QUANTIZATION_GROUP)
+        compiled = core.compile_model(model, "CPU", config)
         requests = [compiled.create_infer_request() for _ in range(workers)]
         free = list(requests)
 
@@ -126,6 +140,10 @@ def candidates(device: str, have_source: bool, bundle: Path | None = None) -> li
         out.append(("openvino", "bf16", ov_missing or ("" if cpu_bf16() else "CPU has no AVX-512 BF16 / AMX")))
         if bundle is not None and (bundle / PACKED_FILE).is_file():  # a BERT classifier's packed graph
             out += [("openvino-packed", p, why) for b, p, why in out[-2:]]
+        if bundle is not None:
+            out.append(("openvino", "int8", ov_missing or _int8_unservable(bundle, packed=False)))
+            if (bundle / PACKED_FILE).is_file():
+                out.append(("openvino-packed", "int8", ov_missing or _int8_unservable(bundle, packed=True)))
     no_source = "" if have_source else "no --source-bundle (the model bundle's weights)"
     for precision in ("fp32", "bf16") if device == "cpu" else ("fp32", "fp16"):
         skip = no_source or ("CPU has no AVX-512 BF16 / AMX" if precision == "bf16" and not cpu_bf16() else "")
@@ -133,11 +151,23 @@ def candidates(device: str, have_source: bool, bundle: Path | None = None) -> li
     return out
 
 
+def _int8_unservable(bundle: Path, packed: bool) -> str:
+    """Why the bundle's OpenVINO int8 IR (of the packed graph, or not) is not measured ('' when it passed parity)."""
+    name = OPENVINO_INT8_PACKED_FILE if packed else OPENVINO_INT8_FILE
+    if not (bundle / name).is_file():
+        return f"no {name} in the bundle (export with nncf installed)"
+    ov_int8 = [c for c in Manifest.load(bundle).combinations
+               if c.runtime is Runtime.openvino and c.precision is ServedPrecision.int8 and c.packed == packed]
+    if ov_int8 and ov_int8[0].passed:
+        return ""
+    return "failed parity: " + (ov_int8[0].failure if ov_int8 else "not recorded in the manifest")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Measure one (backend, precision) limit; print its JSON as the last line."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("backend", choices=["openvino", "openvino-packed", "torch"])
-    p.add_argument("precision", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("precision", choices=["fp32", "bf16", "fp16", "int8"])
     p.add_argument("--bundle", type=Path, required=True, help="ONNX bundle (tokenizer, model_fp32.onnx)")
     p.add_argument("--source-bundle", type=Path, help="model bundle (torch)")
     p.add_argument("--data", type=Path, required=True)

@@ -19,7 +19,7 @@ PARITY_FAILED_EXIT = 1
 
 def register(subparsers) -> None:
     """Add the ``export`` subcommand."""
-    from rewardserve.export.config import ExportConfig, Int8Method, Tolerances
+    from rewardserve.export.config import ExportConfig, Int8Method, OpenVinoInt8Method, Tolerances
 
     help_of = {f.name: f.metadata.get("help", "") for f in fields(ExportConfig)}
     p = subparsers.add_parser(
@@ -49,6 +49,8 @@ def register(subparsers) -> None:
     p.add_argument("--calibration-texts", dest="calibration_texts_file", default=None,
                    help=help_of["calibration_texts_file"])
     p.add_argument("--no-openvino-int8", dest="openvino_int8", action="store_false", help=help_of["openvino_int8"])
+    p.add_argument("--openvino-int8-method", choices=enum_values(OpenVinoInt8Method),
+                   default=OpenVinoInt8Method.weights.value, help=help_of["openvino_int8_method"])
     p.add_argument("--no-openvino-packed", dest="openvino_packed", action="store_false",
                    help=help_of["openvino_packed"])
     p.add_argument("--int8-block-size", type=int, default=32, help=help_of["int8_block_size"])
@@ -90,6 +92,7 @@ def config_from_args(args: argparse.Namespace):
         parity_batch_size=args.parity_batch_size, tolerances=tolerances, int8_per_channel=args.int8_per_channel,
         int8_method=args.int8_method, int8_block_size=args.int8_block_size, int8_keep_fp32=args.int8_keep_fp32,
         calibration_texts_file=args.calibration_texts_file, openvino_int8=args.openvino_int8,
+        openvino_int8_method=args.openvino_int8_method,
         openvino_packed=args.openvino_packed,
         int8_reduce_range=args.int8_reduce_range, throughput=args.throughput,
         bench_batch_size=args.bench_batch_size, bench_seq_len=args.bench_seq_len,

@@ -33,6 +33,16 @@ class Int8Method(str, Enum):
         return self.value
 
 
+class OpenVinoInt8Method(str, Enum):
+    """How the OpenVINO int8 IR is made (export/openvino_int8.py)."""
+
+    weights = "weights"  # nncf.compress_weights: int8 weights; the CPU plugin quantizes activations as it runs
+    static = "static"  # nncf.quantize: int8 weights and activations, calibrated on the calibration texts
+
+    def __str__(self) -> str:
+        return self.value
+
+
 def _help(text: str, default=None, default_factory=None):
     """A dataclass field carrying its help text, shared with the CLI."""
     if default_factory is not None:
@@ -158,8 +168,12 @@ class ExportConfig:
     calibration_texts_file: Path | None = _help(
         "int8 per_token: texts that rank the matmuls' quantization error (same formats as texts_file; "
         "default: the parity texts). Pass training data to keep the parity texts unseen.", None)
-    openvino_int8: bool = _help("an OpenVINO int8 IR by NNCF post-training quantization on the calibration texts "
-                                "(when openvino and nncf are installed), served only if it passes the int8 gates", True)
+    openvino_int8: bool = _help("an OpenVINO int8 IR by NNCF (when openvino and nncf are installed), and one of the "
+                                "packed graph where there is one, served only if it passes the int8 gates", True)
+    openvino_int8_method: OpenVinoInt8Method = _help(
+        "OpenVINO int8: weights (int8 weights per output channel; the CPU plugin quantizes activations as it runs) "
+        "or static (NNCF post-training quantization of weights and activations on the calibration texts; "
+        "padded graph only)", OpenVinoInt8Method.weights)
     openvino_packed: bool = _help("for BERT classifiers, a packed OpenVINO graph (several texts per row, no padding "
                                   "between them; model_fp32_packed.onnx), served only if it passes its gates", True)
     int8_block_size: int = _help("int8 blockwise: weights per scale along K (power of two >= 16)", 32)
@@ -183,10 +197,11 @@ class ExportConfig:
         except ValueError as e:
             raise ValueError(f"precisions must be among {enum_values(Precision)}: {e}") from e
         object.__setattr__(self, "precisions", precisions)
-        try:
-            object.__setattr__(self, "int8_method", Int8Method(self.int8_method))
-        except ValueError as e:
-            raise ValueError(f"int8_method must be one of {enum_values(Int8Method)}, got {self.int8_method!r}") from e
+        for name, kind in (("int8_method", Int8Method), ("openvino_int8_method", OpenVinoInt8Method)):
+            try:
+                object.__setattr__(self, name, kind(getattr(self, name)))
+            except ValueError as e:
+                raise ValueError(f"{name} must be one of {enum_values(kind)}, got {getattr(self, name)!r}") from e
         self.validate()
 
     def validate(self) -> None:

@@ -1,15 +1,24 @@
-"""OpenVINO int8 by NNCF post-training quantization: the un-optimized fp32 export -> an int8 IR.
+"""OpenVINO int8 by NNCF: an fp32 ONNX graph -> an int8 IR, two ways.
 
 The per-token int8 variant (``model_int8.onnx``) uses an ONNX Runtime contrib op that OpenVINO
-does not read, so OpenVINO gets its own int8 model: NNCF's transformer preset (per-channel
-int8 weights, per-tensor activations calibrated on the server's encoding of the calibration
-texts; softmax and normalisation stay in floating point). It is served only if it passes the
-int8 gates (:mod:`rewardserve.export.serving`).
+does not read, so OpenVINO gets its own int8 model:
+
+- ``weights`` (the default): ``nncf.compress_weights``, int8 weights per output channel
+  (asymmetric); the CPU plugin quantizes each matmul's activations as it runs
+  (``DYNAMIC_QUANTIZATION_GROUP_SIZE``, set by the backend). No calibration. It also compresses
+  the packed graph (``model_fp32_packed.onnx``) into ``model_openvino_int8_packed.xml``.
+- ``static``: ``nncf.quantize`` with the transformer preset: per-channel int8 weights and
+  per-tensor activations calibrated on the server's encoding of the calibration texts.
+
+Measured on both quick bundles (``benchmarks/openvino_int8_options.py``, benchmarks/README.md,
+"OpenVINO int8 options"): static ran 1.5x bf16's speed but failed the int8 gates (HH agreement
+0.970, tweets mean |Δreward| 0.088); weights ran 1.10-1.14x with agreement 0.99-1.0. Either is
+served only if it passes the int8 gates (:mod:`rewardserve.export.serving`).
 
 Example::
 
-    xml = quantize_openvino_int8(work / "model_fp32_unoptimized.onnx", calibration_batches,
-                                 work / "model_openvino_int8.xml")
+    xml = make_openvino_int8(OpenVinoInt8Method.weights, work / "model_fp32_unoptimized.onnx", [],
+                             work / "model_openvino_int8.xml")
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 OPENVINO_INT8_FILE = "model_openvino_int8.xml"
+OPENVINO_INT8_PACKED_FILE = "model_openvino_int8_packed.xml"  # the packed graph's, by weight compression
 
 
 def available() -> bool:
@@ -32,19 +42,25 @@ def available() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in ("openvino", "nncf"))
 
 
-def quantize_openvino_int8(onnx_path: Path, batches: list[dict[str, np.ndarray]], out: Path) -> Path:
-    """Quantize ``onnx_path`` with NNCF on ``batches`` (the model's inputs) and save the IR at ``out``."""
+def make_openvino_int8(method, onnx_path: Path, batches: list[dict[str, np.ndarray]], out: Path) -> Path:
+    """Make the int8 IR of ``onnx_path`` at ``out`` by ``method`` (an OpenVinoInt8Method; ``static``
+    calibrates on ``batches``, the model's inputs)."""
     import nncf
     import openvino as ov
 
     model = ov.Core().read_model(str(onnx_path))
-    names = {i.get_any_name() for i in model.inputs}
-    items = [{k: v for k, v in b.items() if k in names} for b in batches]
     nncf.set_log_level(logging.WARNING)
     # NNCF draws its progress bars on stdout, which `rewardserve export --json` keeps for the manifest.
     with contextlib.redirect_stdout(sys.stderr):
-        quantized = nncf.quantize(model, nncf.Dataset(items), model_type=nncf.ModelType.TRANSFORMER,
-                                  subset_size=len(items))
+        if str(method) == "weights":
+            quantized = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM)
+            how = "int8 weights"
+        else:
+            names = {i.get_any_name() for i in model.inputs}
+            items = [{k: v for k, v in b.items() if k in names} for b in batches]
+            quantized = nncf.quantize(model, nncf.Dataset(items), model_type=nncf.ModelType.TRANSFORMER,
+                                      subset_size=len(items))
+            how = f"static, {len(items)} calibration items"
     ov.save_model(quantized, str(out), compress_to_fp16=False)
-    logger.info("  openvino int8 (NNCF, %d calibration items) -> %s", len(items), out.name)
+    logger.info("  openvino int8 (NNCF, %s) -> %s", how, out.name)
     return out

@@ -6,10 +6,11 @@ the server's own encoding (the parity runs of :mod:`rewardserve.export.parity`):
 * ONNX Runtime: fp32 and int8 on the CPU; fp32 and fp16 on CUDA: with CUDA here their parity
   runs on CUDA, otherwise on the CPU provider and the combination says it is unverified on CUDA;
 * OpenVINO (when installed): the fp32 variant at fp32 and, on CPUs with native bf16, at bf16,
-  gated by the ``bf16_*`` tolerances; with nncf installed, an int8 IR (NNCF post-training
-  quantization, :mod:`rewardserve.export.openvino_int8`) gated by the ``int8_*`` tolerances;
-  for BERT classifiers, the packed graph (:mod:`rewardserve.export.packed`) at fp32 and bf16,
-  its parity run on the same padded batches, which its backend packs.
+  gated by the ``bf16_*`` tolerances; with nncf installed, an int8 IR (NNCF,
+  :mod:`rewardserve.export.openvino_int8`) gated by the ``int8_*`` tolerances; for BERT
+  classifiers, the packed graph (:mod:`rewardserve.export.packed`) at fp32 and bf16, and its
+  int8 IR (weight compression), their parity run on the same padded batches, which their
+  backend packs.
 
 Speed is one single-threaded backend on the reference batch, as many rows as the runtime's auto
 token budget holds (``backends.choice.measure_feeds``): the same measurement a server repeats
@@ -31,7 +32,7 @@ from typing import Any
 
 import numpy as np
 from rewardserve.export import openvino_int8
-from rewardserve.export.config import ExportConfig
+from rewardserve.export.config import ExportConfig, OpenVinoInt8Method
 from rewardserve.export.onnx_export import SourceModel
 from rewardserve.export.packed import PACKED_FILE, export_packed, packable
 from rewardserve.export.parity import ParityRun, backend_logits, compare, gate, onnx_logits
@@ -96,11 +97,16 @@ def record_combinations(config: ExportConfig, source: SourceModel, files: dict[P
                                     "CPUExecutionProvider", UNVERIFIED_CUDA))
     if Precision.fp32 in files:  # OpenVINO's combinations belong to the fp32 model
         out += _openvino(config, files[Precision.fp32], runs, ref_logits, kind, idx)
+        packed = None
         if config.openvino_packed and importlib.util.find_spec("openvino") is not None and packable(source.model):
             packed = export_packed(source, unoptimized.parent / PACKED_FILE, config.opset)
             out += _openvino(config, packed, runs, ref_logits, kind, idx, packed=True)
         if config.openvino_int8 and openvino_int8.available():
-            out.append(_openvino_int8(config, unoptimized, calibration, runs, ref_logits, kind, idx))
+            out.append(_openvino_int8(config, unoptimized, openvino_int8.OPENVINO_INT8_FILE, calibration, runs,
+                                      ref_logits, kind, idx))
+            if packed is not None and config.openvino_int8_method is OpenVinoInt8Method.weights:
+                out.append(_openvino_int8(config, packed, openvino_int8.OPENVINO_INT8_PACKED_FILE, [], runs,
+                                          ref_logits, kind, idx, packed=True))
     return _with_speed(out, files, reference, config, cuda)
 
 
@@ -124,19 +130,22 @@ def _openvino(config: ExportConfig, path: Path, runs, ref_logits, kind, idx, pac
     return out
 
 
-def _openvino_int8(config: ExportConfig, unoptimized: Path, calibration, runs, ref_logits, kind, idx) -> Combination:
+def _openvino_int8(config: ExportConfig, graph: Path, name: str, calibration, runs, ref_logits, kind, idx,
+                   packed: bool = False) -> Combination:
+    """The int8 IR of ``graph`` (``config.openvino_int8_method``), saved beside it as ``name``, and its parity."""
     from rewardserve.service.backends.openvino import OpenVinoBackend
 
-    path = unoptimized.parent / openvino_int8.OPENVINO_INT8_FILE
+    path = graph.parent / name
     try:
-        openvino_int8.quantize_openvino_int8(unoptimized, calibration, path)
+        openvino_int8.make_openvino_int8(config.openvino_int8_method, graph, calibration, path)
         backend = OpenVinoBackend(path, "int8", threads=1)
     except Exception as e:  # NNCF or OpenVINO could not make or load it: recorded, never served
-        logger.warning("  openvino int8: NNCF quantization failed: %s", e)
-        return Combination(Runtime.openvino, ServedPrecision.int8, Precision.fp32, failure=f"int8: NNCF failed: {e}")
+        logger.warning("  openvino int8%s: NNCF failed: %s", " (packed)" if packed else "", e)
+        return Combination(Runtime.openvino, ServedPrecision.int8, Precision.fp32, failure=f"int8: NNCF failed: {e}",
+                           packed=packed)
     metrics = compare(ref_logits, backend_logits(backend, runs), kind, idx)
     c = _combination(Runtime.openvino, Precision.int8, Precision.fp32, "cpu", metrics,
-                     gate(Precision.int8, metrics, config.tolerances), config, backend.provider)
+                     gate(Precision.int8, metrics, config.tolerances), config, backend.provider, packed=packed)
     return replace(c, file=path.name, sha256=combination_sha256(path))
 
 

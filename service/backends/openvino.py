@@ -1,5 +1,5 @@
 """The OpenVINO backend: the exported ONNX variant compiled by OpenVINO for the CPU, fp32 or bf16,
-or the int8 IR export made with NNCF post-training quantization (``model_openvino_int8.xml``).
+or an int8 IR export made with NNCF (``model_openvino_int8.xml``, ``model_openvino_int8_packed.xml``).
 
 OpenVINO reads ``model_fp32.onnx`` directly (ONNX Runtime's fused ops included: its ONNX
 frontend knows the ``com.microsoft`` transformer ops). bf16 is OpenVINO's inference precision
@@ -38,6 +38,9 @@ logger = logging.getLogger(__name__)
 KNOWN_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", SEGMENT_STARTS)
 PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "bf16"}  # int8 IR: the ops left unquantized in bf16
 DEVICE = "CPU"
+# Activations per int8 scale in an int8-weight matmul (the CPU plugin's dynamic quantization): weight-only int8 ran
+# 1.10-1.14x bf16 with it and 0.84-0.93x without (benchmarks/openvino_int8_options.py, both quick bundles).
+DYNAMIC_QUANTIZATION_GROUP = 32
 
 
 def has_native_bf16() -> bool:
@@ -81,6 +84,8 @@ class OpenVinoBackend:
         }
         if threads:
             config["INFERENCE_NUM_THREADS"] = str(threads * max(1, streams))
+        if precision == "int8":  # weight-compressed int8 IRs: quantize each matmul's activations as it runs
+            config["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = str(DYNAMIC_QUANTIZATION_GROUP)
         try:
             model = core.read_model(str(path))
             self.compiled = core.compile_model(model, DEVICE, config)

@@ -44,3 +44,39 @@ def test_candidates_name_why_they_cannot_run():
     assert ("openvino", "bf16") in rows and ("torch", "bf16") in rows
     assert not any(b == "openvino-packed" for b, _ in rows)  # no bundle named: no packed graph to run
     assert [(b, p) for b, p, _ in backend_limits.candidates("cuda", True)] == [("torch", "fp32"), ("torch", "fp16")]
+
+
+def _with_openvino_int8(tiny, tmp_path, passed: bool, failure: str = ""):
+    """A copy of the tiny bundle with an OpenVINO IR as its int8 file and that combination passed or failed."""
+    import shutil
+
+    import openvino as ov
+    from rewardserve.export.openvino_int8 import OPENVINO_INT8_FILE
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny["onnx"], bundle)
+    ov.save_model(ov.Core().read_model(str(bundle / "model_fp32.onnx")), str(bundle / OPENVINO_INT8_FILE))
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    rest = [c for c in manifest["combinations"] if (c["runtime"], c["precision"]) != ("openvino", "int8")]
+    manifest["combinations"] = [*rest, {"runtime": "openvino", "precision": "int8", "variant": "fp32", "device": "cpu",
+                                        "passed": passed, "failure": failure, "file": OPENVINO_INT8_FILE}]
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    return bundle
+
+
+def test_openvino_int8_is_measured_only_where_it_passed_parity(tiny, tmp_path, capsys):
+    pytest.importorskip("openvino")
+
+    def why(bundle):
+        return {(b, p): w for b, p, w in backend_limits.candidates("cpu", True, bundle)}[("openvino", "int8")]
+
+    failed = _with_openvino_int8(tiny, tmp_path / "failed", False, "int8: agreement=0.9700 below minimum 0.98")
+    assert why(failed) == "failed parity: int8: agreement=0.9700 below minimum 0.98"
+    (failed / "model_openvino_int8.xml").unlink()
+    assert why(failed).startswith("no model_openvino_int8.xml in the bundle")
+    passed = _with_openvino_int8(tiny, tmp_path / "passed", True)
+    assert why(passed) == ""
+    (passed / "model_fp32.onnx").unlink()  # the IR alone runs
+    r = _limit(capsys, {**tiny, "onnx": passed}, "openvino", "int8")
+    assert r["backend"] == "openvino" and r["items_per_s"] > 0
+    assert r["precision_used"] == ("bf16" if backend_limits.cpu_bf16() else "f32")

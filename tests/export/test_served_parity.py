@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from rewardserve.export.onnx_export import load_source
@@ -104,6 +106,48 @@ def test_openvino_int8_by_nncf_is_recorded_with_its_own_file_and_gate(exported):
     assert int8.file == "model_openvino_int8.xml" and int8.sha256 == combination_sha256(path)
     assert int8.verified_on.startswith("OpenVINO:CPU:int8") and int8.parity["tolerances"]["agreement"] == 0.98
     assert int8.passed == (not int8.failure) and (int8.passed or int8.failure.startswith("int8: "))
+
+
+def test_the_packed_graph_gets_its_own_int8_ir_that_scores_like_the_padded_one(exported):
+    pytest.importorskip("nncf", reason="nncf is not installed (the export extra)")
+    from rewardserve.export.openvino_int8 import OPENVINO_INT8_FILE, OPENVINO_INT8_PACKED_FILE
+    from rewardserve.service.backends.openvino import OpenVinoBackend
+
+    bundle, manifest = exported("bert", "classifier")
+    combos = {c.key: c for c in manifest.combinations}
+    packed = combos["openvino:int8:cpu:packed"]
+    assert packed.packed and packed.file == OPENVINO_INT8_PACKED_FILE and packed.verified_on.endswith(":packed")
+    assert packed.passed == (not packed.failure) and packed.items_per_s > 0
+    encoder = _encoder(bundle)
+    texts = ["short", "a much longer text " * 5, "mid length text here", "x", "another one " * 3]
+    batch = pad_batch(encoder.encode_batch(texts, Truncation.right), manifest.pad_token_id)
+    onnx = Path(manifest.directory)
+    rows = OpenVinoBackend(onnx / OPENVINO_INT8_PACKED_FILE, "int8", threads=1).run(batch)
+    padded = OpenVinoBackend(onnx / OPENVINO_INT8_FILE, "int8", threads=1).run(batch)
+    np.testing.assert_allclose(rows, padded, atol=0.05)  # the same int8 weights, bf16 elsewhere
+
+
+def test_openvino_int8_is_weight_only_by_default_and_static_on_request(tiny_bundle, tmp_path):
+    pytest.importorskip("nncf", reason="nncf is not installed (the export extra)")
+    import openvino as ov
+    from rewardserve.export.config import ExportConfig, OpenVinoInt8Method
+    from rewardserve.export.onnx_export import export_onnx
+    from rewardserve.export.openvino_int8 import make_openvino_int8
+
+    config = ExportConfig(bundle=tmp_path / "b", out=tmp_path / "o", builtin_texts=True)
+    assert config.openvino_int8_method is OpenVinoInt8Method.weights
+    with pytest.raises(ValueError, match="openvino_int8_method must be one of"):
+        ExportConfig(bundle=tmp_path / "b", out=tmp_path / "o", builtin_texts=True, openvino_int8_method="dynamic")
+    source = load_source(tiny_bundle("bert", "classifier"))
+    graph = export_onnx(source, tmp_path / "model.onnx", 17)
+    encoder = _encoder(tiny_bundle("bert", "classifier"))
+    feeds = [pad_batch(encoder.encode_batch([t], Truncation.right), source.pad_token_id) for t in ("hi", "a b c")]
+    kinds = {}
+    for method in OpenVinoInt8Method:
+        path = make_openvino_int8(method, graph, feeds, tmp_path / f"{method}.xml")
+        kinds[method] = {op.get_type_name() for op in ov.Core().read_model(str(path)).get_ops()}
+    assert "FakeQuantize" in kinds[OpenVinoInt8Method.static]  # activations quantized, calibrated
+    assert "FakeQuantize" not in kinds[OpenVinoInt8Method.weights]  # weights only: activations left to the runtime
 
 
 @pytest.mark.gpu
