@@ -30,6 +30,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from rewardserve.export.config import OpenVinoInt8Method
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def make_openvino_int8(method, onnx_path: Path, batches: list[dict[str, np.ndarr
     nncf.set_log_level(logging.WARNING)
     # NNCF draws its progress bars on stdout, which `rewardserve export --json` keeps for the manifest.
     with contextlib.redirect_stdout(sys.stderr):
-        if str(method) == "weights":
+        if OpenVinoInt8Method(method) is OpenVinoInt8Method.weights:
             quantized = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM)
             how = "int8 weights"
         else:
