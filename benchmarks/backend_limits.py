@@ -32,12 +32,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from rewardserve.benchmarks.hardware import cpu_bf16
 from rewardserve.benchmarks.limit import sweep
 from rewardserve.benchmarks.workload import Workload
 from rewardserve.export.openvino_int8 import OPENVINO_INT8_FILE, OPENVINO_INT8_PACKED_FILE
 from rewardserve.export.packed import PACKED_FILE
-from rewardserve.service.backends.packing import pack
+from rewardserve.service.backends.choice import load_reference
+from rewardserve.service.backends.packing import pack, unpack
 from rewardserve.service.engine.encoding import pad_batch
 
 from rewardserve.manifest import Manifest, Runtime, ServedPrecision
@@ -69,7 +71,10 @@ def openvino_limit(bundle: Path, precision: str, encoded: Sequence, batch_sizes:
     names = [i.get_any_name() for i in model.inputs]
     ordered = sorted(encoded, key=lambda e: e.num_tokens)
     cores = os.cpu_count() or 1
-    results = []
+    reference = load_reference(bundle, manifest)
+    key = f"openvino:{precision}:cpu" + (":packed" if packed else "")
+    tolerance = next((c.reference_tolerance for c in manifest.combinations if c.key == key), None)
+    results, off = [], []
     for workers, threads in dict.fromkeys([(cores, 1), (1, cores)]):
         config = {"INFERENCE_PRECISION_HINT": hint, "NUM_STREAMS": str(workers),
                   "INFERENCE_NUM_THREADS": str(workers * threads)}
@@ -79,22 +84,35 @@ def openvino_limit(bundle: Path, precision: str, encoded: Sequence, batch_sizes:
         requests = [compiled.create_infer_request() for _ in range(workers)]
         free = list(requests)
 
-        def run(batch, compiled=compiled, free=free):
+        def logits(feeds, free=free):
             req = free.pop()  # list.pop/append are atomic: one request per worker thread at a time
             try:
-                feed = {k: v for k, v in shape(pad_batch(batch, manifest.pad_token_id))[0].items() if k in names}
-                req.infer(feed)
-                return req.get_output_tensor(0).data
+                packed_feeds, where = shape(feeds)
+                req.infer({k: v for k, v in packed_feeds.items() if k in names})
+                out = req.get_output_tensor(0).data
+                return out if where is None else unpack(out, where)
             finally:
                 free.append(req)
 
-        r = sweep(run, ordered, batch_sizes, workers, min_time_s,
-                  f"openvino{'-packed' if packed else ''} {precision} ({workers} x {threads})")
+        if reference is not None and tolerance is not None:  # a threading that computes other logits is no limit
+            diff = float(np.abs(logits({k: v for k, v in reference.items() if k != "logits"}).reshape(
+                reference["logits"].shape) - reference["logits"]).max())
+            if diff > tolerance:
+                logger.warning("%s (%d x %d): off the reference logits by %.3g (> %.3g): not timed",
+                               key, workers, threads, diff, tolerance)
+                off.append(f"{workers} x {threads}: off the reference logits by {diff:.3g} (> {tolerance:.3g})")
+                continue
+
+        r = sweep(lambda batch, logits=logits: logits(pad_batch(batch, manifest.pad_token_id)), ordered, batch_sizes,
+                  workers, min_time_s, f"openvino{'-packed' if packed else ''} {precision} ({workers} x {threads})")
         r.update(workers=workers, threads=threads,
                  precision_used=_type_name(compiled.get_property("INFERENCE_PRECISION_HINT")))
         results.append(r)
+    if not results:
+        raise ValueError(f"{key}: every threading is off the reference logits ({'; '.join(off)})")
     best = max(results, key=lambda r: r["items_per_s"])
     best["alternatives"] = [{k: r[k] for k in ("workers", "threads", "best_batch_size", "items_per_s")} for r in results]
+    best["not_timed"] = off
     best["version"] = ov.get_version()
     return best
 

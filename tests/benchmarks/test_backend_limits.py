@@ -80,3 +80,26 @@ def test_openvino_int8_is_measured_only_where_it_passed_parity(tiny, tmp_path, c
     r = _limit(capsys, {**tiny, "onnx": passed}, "openvino", "int8")
     assert r["backend"] == "openvino" and r["items_per_s"] > 0
     assert r["precision_used"] == ("bf16" if backend_limits.cpu_bf16() else "f32")
+
+
+def test_a_threading_whose_logits_are_off_the_reference_is_not_timed(tiny, tmp_path):
+    pytest.importorskip("openvino")
+    import shutil
+
+    import numpy as np
+    from rewardserve.benchmarks.workload import Workload
+
+    from rewardserve.files import file_sha256
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny["onnx"], bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    path = bundle / manifest["reference_logits"]["file"]
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    np.savez(path, **{**arrays, "logits": arrays["logits"] + 1.0})  # as a runtime computing other logits would
+    manifest["reference_logits"]["sha256"] = file_sha256(path)
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    encoded = Workload.load(bundle, tiny["data"], 8, 0).encoded
+    with pytest.raises(ValueError, match=r"openvino:fp32:cpu: every threading is off the reference logits \(.*x"):
+        backend_limits.openvino_limit(bundle, "fp32", encoded, [1], 0.05)

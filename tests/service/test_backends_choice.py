@@ -123,13 +123,15 @@ def test_a_bundle_exported_before_combinations_serves_onnxruntime_as_before(bund
 def test_openvino_int8_serves_its_own_file_and_a_changed_file_is_refused(bundles, tmp_path):
     pytest.importorskip("nncf", reason="nncf is not installed (the export extra)")
     bundle = _copy(bundles, tmp_path, lambda key, c: {"passed": True, "failure": ""})
-    model = _load(bundle, backend="openvino", precision="int8")
+    model = _load(bundle, backend="openvino", precision="int8", packing="off")
     assert model.backend.path.name == "model_openvino_int8.xml" and model.info.precision == "int8"
     assert model.backend.provider.startswith("OpenVINO:CPU:int8")
+    packed = _load(bundle, backend="openvino", precision="int8", packing="on")  # the packed graph's own IR
+    assert packed.backend.path.name == "model_openvino_int8_packed.xml" and packed.backend.provider.endswith(":packed")
     with open(bundle / "model_openvino_int8.bin", "ab") as f:
         f.write(b"\0")
     with pytest.raises(BundleError, match=r"model_openvino_int8.xml: missing or changed since export"):
-        _load(bundle, backend="openvino", precision="int8")
+        _load(bundle, backend="openvino", precision="int8", packing="off")
 
 
 def test_a_packed_combination_batches_without_a_padding_floor_and_counts_its_rows(bundles, tmp_path):
