@@ -59,6 +59,8 @@ def openvino_limit(bundle: Path, precision: str, encoded: Sequence, batch_sizes:
     import openvino as ov
     from rewardserve.service.backends.openvino import DYNAMIC_QUANTIZATION_GROUP
 
+    # Compiled here rather than through the server's OpenVinoBackend, which turns CPU pinning off to share the
+    # cores with its event loop: a limit keeps OpenVINO's own defaults.
     manifest = Manifest.load(bundle)
     core = ov.Core()
     if precision == "int8":
