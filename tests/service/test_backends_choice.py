@@ -128,7 +128,7 @@ def test_openvino_int8_serves_its_own_file_and_a_changed_file_is_refused(bundles
     model = _load(bundle, backend="openvino", precision="int8", packing="off", inference_workers=1)
     assert model.backend.path.name == "model_openvino_int8.xml" and model.info.precision == "int8"
     assert model.backend.provider.startswith("OpenVINO:CPU:int8")
-    packed = _load(bundle, backend="openvino", precision="int8", packing="on")  # the packed graph's own IR
+    packed = _load(bundle, backend="openvino", precision="int8", packing="on", inference_workers=1)  # its own IR
     assert packed.backend.path.name == "model_openvino_int8_packed.xml" and packed.backend.provider.endswith(":packed")
     with open(bundle / "model_openvino_int8.bin", "ab") as f:
         f.write(b"\0")
