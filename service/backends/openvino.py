@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import openvino as ov
-from rewardserve.service.backends.packing import SEGMENT_STARTS, pack, unpack
+from rewardserve.service.backends.packing import ROW_TOKENS, SEGMENT_STARTS, pack, unpack
 
 from rewardserve.bundle import BundleError
 
@@ -65,7 +65,8 @@ class OpenVinoBackend:
 
     pad_to_multiple = 0  # dynamic shapes are cheap on OpenVINO's CPU plugin
 
-    def __init__(self, path: str | Path, precision: str = "fp32", threads: int = 0, streams: int = 1):
+    def __init__(self, path: str | Path, precision: str = "fp32", threads: int = 0, streams: int = 1,
+                 row_tokens: int = ROW_TOKENS):
         path = Path(path)
         if not path.is_file():
             raise BundleError(f"{path}: not found")
@@ -104,6 +105,7 @@ class OpenVinoBackend:
         compute = "bf16" if actual == ov.Type.bf16 else "fp32"
         self.precision = "int8" if precision == "int8" else compute
         self.packed = SEGMENT_STARTS in self.input_names
+        self.row_tokens = row_tokens  # a packed graph's shortest row (packing.ROW_TOKENS; the batcher counts with it)
         self.provider = (f"OpenVINO:{DEVICE}:{self.precision}" + (f"+{compute}" if precision == "int8" else "")
                          + (":packed" if self.packed else ""))
         self.streams = int(self.compiled.get_property("NUM_STREAMS"))
@@ -117,7 +119,7 @@ class OpenVinoBackend:
         """Run a padded batch and return float32 logits, one row per batch row."""
         where = None
         if self.packed:
-            inputs, where = pack(inputs)
+            inputs, where = pack(inputs, self.row_tokens)
         feed = {k: v for k, v in inputs.items() if k in self.input_names}
         request = self._requests.get()  # blocks while every request is busy
         try:

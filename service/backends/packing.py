@@ -12,7 +12,7 @@ packed backend runs the same ``run(padded batch)`` as any other.
 
 Example::
 
-    packed, where = pack(pad_batch(items, pad_id), row_tokens=128)
+    packed, where = pack(pad_batch(items, pad_id), row_tokens=64)
     logits = unpack(session_output, where)      # [len(items), labels], in the items' order
 """
 
@@ -23,7 +23,10 @@ from collections.abc import Mapping
 import numpy as np
 
 SEGMENT_STARTS = "segment_starts"  # the input that marks a packed model
-ROW_TOKENS = 128  # shortest packed row: longer rows cost attention, shorter ones pack worse (tweets, OpenVINO bf16)
+# Shortest packed row: wider rows hold more items but each token attends over the whole row. Tweets, weight-only
+# int8, arrival-order batches of 8 / 16 / 32, one thread (benchmarks/packed_rows.py): rows >= 64 tokens ran 241 / 267
+# / 292 items/s, >= 48 234 / 254 / 288, >= 96 223 / 243 / 287, >= 128 208 / 240 / 276.
+ROW_TOKENS = 64
 
 
 def pack(feeds: Mapping[str, np.ndarray], row_tokens: int = ROW_TOKENS) -> tuple[dict[str, np.ndarray], np.ndarray]:
