@@ -105,7 +105,7 @@ class OpenVinoBackend:
         compute = "bf16" if actual == ov.Type.bf16 else "fp32"
         self.precision = "int8" if precision == "int8" else compute
         self.packed = SEGMENT_STARTS in self.input_names
-        self.row_tokens = row_tokens  # a packed graph's shortest row (packing.ROW_TOKENS; the batcher counts with it)
+        self.row_tokens = row_tokens  # a packed graph's shortest row; the batcher counts packed tokens with it
         self.provider = (f"OpenVINO:{DEVICE}:{self.precision}" + (f"+{compute}" if precision == "int8" else "")
                          + (":packed" if self.packed else ""))
         self.streams = int(self.compiled.get_property("NUM_STREAMS"))

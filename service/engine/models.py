@@ -107,8 +107,9 @@ class ScoringModel:
             min_padding_efficiency=config.padding_floor(served.device, served.packed),
             inline_max_ms=config.inline_ms(served.device),
         )
-        batcher.padded_tokens = packed_tokens if served.packed else (  # what a batch runs: rows, buckets
-            lambda lengths: len(lengths) * padded_length(max(lengths), backend.pad_to_multiple, spec.max_length))
+        batcher.padded_tokens = (  # what a batch runs: packed rows as the backend packs them, or buckets
+            (lambda lengths: packed_tokens(lengths, backend.row_tokens)) if served.packed else
+            (lambda lengths: len(lengths) * padded_length(max(lengths), backend.pad_to_multiple, spec.max_length)))
         model = cls(source.name, spec, variant, encoder, backend, batcher, prep_pool, config.max_text_chars, served)
         metrics.set_model_info(
             source.name, {"path": str(directory), "precision": served.precision.value, "provider": backend.provider,

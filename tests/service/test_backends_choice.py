@@ -148,6 +148,8 @@ def test_a_packed_combination_batches_without_a_padding_floor_and_counts_its_row
     assert model.batcher.min_padding_efficiency == 0.0  # rows are packed: padding between items is gone
     assert model.batcher.max_batch_tokens == AUTO_BATCH_TOKENS["openvino-packed"]
     assert model.batcher.padded_tokens([20, 10, 5]) == 35  # one packed row, not 3 x 20
+    model.backend.row_tokens = 8  # the batcher counts rows as the backend packs them: [7], [5, 3], [2]
+    assert model.batcher.padded_tokens([5, 3, 7, 2]) == 3 * 8
     # --packing off: the fastest padded one, with the padding floor and items x longest.
     def speeds(key, c):
         return {"passed": True, "failure": "", "items_per_s": {"openvino:fp32:cpu:packed": 100.0,
